@@ -1,0 +1,123 @@
+"""Flags shared by several commands, and their translation into a Configuration."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline_step.connect import open_client, resolve_credentials
+from pipeline_step.errors import UsageError
+from pipeline_step.policy.config import Configuration, load_configuration
+from pipeline_step.registry.client import RegistryClient
+
+# dotted config key -> (argparse dest, flag label)
+_FLAG_KEYS: dict[str, tuple[str, str]] = {
+    "registry.url": ("registry", "--registry"),
+    "registry.username": ("username", "--username"),
+    "registry.password_env": ("password_env", "--password-env"),
+    "registry.ca_bundle": ("ca_bundle", "--ca-bundle"),
+    "registry.insecure": ("insecure", "--insecure"),
+    "registry.timeout": ("timeout", "--timeout"),
+    "repositories": ("repo", "--repo"),
+    "concurrency": ("concurrency", "--concurrency"),
+    "lock_dir": ("lock_dir", "--lock-dir"),
+    "audit_dir": ("audit_dir", "--audit-dir"),
+    "policy.match": ("match", "--match"),
+    "policy.exclude": ("exclude", "--exclude"),
+    "policy.keep": ("keep", "--keep"),
+    "policy.order": ("order", "--order"),
+    "policy.older_than": ("older_than", "--older-than"),
+    "policy.protect": ("protect", "--protect"),
+}
+
+
+class _RefusePassword(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        raise UsageError(
+            "refusing --password: a password on the command line shows up in process listings and build logs",
+            hint="export REGISTRY_PASSWORD (or name another variable with --password-env VAR), "
+            "or pipe it to --password-stdin",
+        )
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("registry")
+    group.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file (flags override it)")
+    group.add_argument("--registry", metavar="URL", help="registry base URL, e.g. https://registry.example:5000")
+    group.add_argument("--username", metavar="USER", help="registry user (default: $REGISTRY_USERNAME)")
+    group.add_argument(
+        "--password-env", metavar="VAR", help="environment variable holding the password (default: REGISTRY_PASSWORD)"
+    )
+    group.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    group.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
+    group.add_argument("--ca-bundle", type=Path, metavar="FILE", help="CA certificate(s) to verify the registry's TLS")
+    group.add_argument(
+        "--insecure", action="store_true", default=None, help="skip TLS verification (warns; prefer --ca-bundle)"
+    )
+    group.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout (default: 30)")
+    group.add_argument("--concurrency", type=int, metavar="N", help="parallel requests (default: 4)")
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("retention policy (overrides the config file)")
+    group.add_argument(
+        "--repo",
+        action="append",
+        metavar="GLOB",
+        help="repository name or glob, repeatable (* stays within a path component, ** crosses)",
+    )
+    group.add_argument(
+        "--match",
+        metavar="REGEX",
+        help=r"candidate tags: unanchored regex (default: ^v?\d+\.\d+\.\d+- , any semver pre-release)",
+    )
+    group.add_argument("--exclude", metavar="REGEX", help="never treat tags matching this as candidates")
+    group.add_argument(
+        "--keep", type=int, metavar="N", help="keep the newest N candidates per repository (default: 10)"
+    )
+    group.add_argument(
+        "--protect",
+        action="append",
+        metavar="REGEX",
+        help="never delete matching tags; adds to the defaults ^latest$ and ^v?X.Y.Z$ (repeatable)",
+    )
+    group.add_argument("--order", choices=("semver", "created"), help="how 'newest' is decided (default: semver)")
+    group.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="delete only candidates older than this, e.g. 14d; unknown ages are kept",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", metavar="FILE", help="write the JSON report to FILE (- for stdout)")
+    group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+
+
+def load(args: argparse.Namespace) -> Configuration:
+    flags: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for key, (dest, label) in _FLAG_KEYS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            flags[key] = value
+            labels[key] = label
+    if getattr(args, "protect", None) is not None:
+        flags["policy.protect"] = list(args.protect)
+    return load_configuration(getattr(args, "config", None), flags=flags, flag_labels=labels)
+
+
+def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryClient:
+    credentials = resolve_credentials(configuration, password_stdin=sys.stdin if args.password_stdin else None)
+    if configuration.registry.insecure:
+        print("registry-prune: warning: --insecure: the registry's TLS certificate is not verified", file=sys.stderr)
+    return open_client(configuration, credentials)

@@ -1,0 +1,125 @@
+"""Exit codes and the exception hierarchy.
+
+Every exception the tool raises on purpose is a :class:`PruneError`. Each one
+carries the exit code the CLI returns and a ``hint``: the thing the operator
+must do next. Messages never contain secrets; the CLI also passes every line it
+prints through :mod:`pipeline_step.redact` as a second line of defence.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in the README."""
+
+    OK = 0
+    FAILURE = 1  # unexpected error: a bug, please report it
+    USAGE = 2  # bad flags, configuration or input; nothing was changed
+    DELETE_DISABLED = 3  # the registry refuses manifest DELETE
+    REGISTRY = 4  # unreachable, TLS, authentication or protocol error
+    PARTIAL = 5  # some planned deletions failed; the report says which
+    LOCKED = 6  # another prune holds the lock and --no-wait was given
+    CANNOT_HELP = 10  # pruning the registry cannot fix this failure
+    PUSH_FAILED = 11  # the push still fails after recovery
+    GC_FAILED = 12  # garbage collection or the restart command failed
+    INTERRUPTED = 130  # SIGINT/SIGTERM; the partial report was written
+
+
+class PruneError(Exception):
+    """Base of every deliberate failure. ``hint`` says what to do next."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(PruneError):
+    """Bad flags, configuration or input."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """A configuration value or flag is invalid; the message names it, e.g. ``policy.keep``."""
+
+
+class RegistryError(PruneError):
+    """The registry could not be used as required."""
+
+    exit_code = ExitCode.REGISTRY
+
+
+class RegistryUnreachableError(RegistryError):
+    """Connection refused, DNS failure, timeout."""
+
+
+class TLSVerificationError(RegistryError):
+    """The registry's certificate could not be verified."""
+
+
+class AuthenticationError(RegistryError):
+    """Credentials missing, wrong, or lacking a permission."""
+
+
+class RegistryProtocolError(RegistryError):
+    """The registry answered something the v2 API does not allow."""
+
+
+class DigestMismatchError(RegistryProtocolError):
+    """A body's digest differs from the one the registry announced."""
+
+
+class NotFoundError(RegistryError):
+    """A manifest or blob the caller asked for does not exist (404)."""
+
+
+class RepositoryNotFoundError(RegistryError):
+    """The registry does not know the repository."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RegistryServerError(RegistryError):
+    """The registry kept answering 5xx or 429 after bounded retries."""
+
+    def __init__(
+        self, message: str, *, status: int, code: str | None = None, detail: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class DeleteDisabledError(RegistryError):
+    """The registry answered 405 UNSUPPORTED (or is read-only) to a DELETE."""
+
+    exit_code = ExitCode.DELETE_DISABLED
+
+
+class LockBusyError(PruneError):
+    """Another run holds the registry lock."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class CommandFailedError(PruneError):
+    """An operator-supplied command (GC, restart, push) failed."""
+
+    exit_code = ExitCode.GC_FAILED
+
+
+class InterruptedRunError(PruneError):
+    """SIGINT or SIGTERM arrived; in-flight work was finished first."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -1,0 +1,1 @@
+"""Executing plans: the executor and its deletion backends."""

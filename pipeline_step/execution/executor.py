@@ -1,0 +1,242 @@
+"""Execute a plan: DELETE by digest, safely, at bounded concurrency.
+
+Before the first DELETE in a repository the executor
+
+* checks that the registry accepts deletes at all (a DELETE of a digest that
+  cannot exist: 404 means yes, 405 means no, and nothing is changed), and
+* re-lists the tags and re-resolves every tag it is *not* deleting; a tag that
+  now points at a digest about to be deleted withdraws that deletion.
+
+Immediately before each DELETE it re-resolves the step's own tags; a tag that
+was re-pushed since planning makes the step a skip. Indexes go before images,
+images before orphaned children. Fatal errors (deletes disabled, auth, TLS,
+connection) stop the run at once; other failures are recorded, and five in a
+row stop it too. A stop request (SIGINT/SIGTERM) lets in-flight DELETEs finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from enum import Enum
+from itertools import groupby
+from typing import Callable, Iterable, Protocol
+
+from pipeline_step.concurrency import run_bounded
+from pipeline_step.errors import (
+    AuthenticationError,
+    DeleteDisabledError,
+    PruneError,
+    RegistryError,
+    RegistryUnreachableError,
+    TLSVerificationError,
+)
+from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.planning.planner import DeleteStep, RepositoryPlan
+from pipeline_step.registry.client import DeleteResult
+from pipeline_step.registry.digest import short
+
+log = logging.getLogger(__name__)
+
+FATAL_ERRORS = (DeleteDisabledError, AuthenticationError, TLSVerificationError, RegistryUnreachableError)
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+class Status(str, Enum):
+    DELETED = "deleted"
+    ALREADY_GONE = "already-gone"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not-attempted"
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    step: DeleteStep
+    status: Status
+    detail: str
+
+
+class Deleter(Protocol):
+    """What the executor needs from a backend (the API, or storage in direct mode)."""
+
+    def check_delete_enabled(self, repository: str) -> None: ...
+
+    def list_tags(self, repository: str) -> list[str]: ...
+
+    def resolve_tag(self, repository: str, tag: str) -> str | None: ...
+
+    def index_children(self, repository: str, digest: str) -> tuple[str, ...]: ...
+
+    def manifest_bytes(self, repository: str, digest: str) -> bytes: ...
+
+    def delete(self, step: DeleteStep) -> DeleteResult: ...
+
+
+class AuditSink(Protocol):
+    """Records a deletion's undo information before the DELETE is sent."""
+
+    def record_intent(self, step: DeleteStep, manifest: bytes) -> None: ...
+
+    def record_outcome(self, step: DeleteStep, status: str, detail: str) -> None: ...
+
+
+@dataclass
+class ExecutionResult:
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    fatal: PruneError | None = None
+    interrupted: bool = False
+
+    def by_status(self, status: Status) -> list[StepOutcome]:
+        return [o for o in self.outcomes if o.status is status]
+
+    @property
+    def ok(self) -> bool:
+        return self.fatal is None and not self.interrupted and not self.by_status(Status.FAILED)
+
+
+class Executor:
+    def __init__(
+        self,
+        deleter: Deleter,
+        *,
+        concurrency: int,
+        stop: threading.Event | None = None,
+        audit: AuditSink | None = None,
+        on_step: Callable[[StepOutcome], None] = lambda outcome: None,
+    ) -> None:
+        self.deleter = deleter
+        self.concurrency = concurrency
+        self.stop = stop or threading.Event()
+        self.audit = audit
+        self.on_step = on_step
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self._consecutive_failures = 0
+        self._result = ExecutionResult()
+        self._recorded: set[tuple[str, str]] = set()
+
+    def run(self, plans: Iterable[tuple[RepositoryPlan, RepositoryInventory]]) -> ExecutionResult:
+        pending = [(plan, inventory) for plan, inventory in plans if plan.steps]
+        for plan, inventory in pending:
+            if self._halted():
+                self._mark_not_attempted(plan.steps)
+                continue
+            try:
+                self.deleter.check_delete_enabled(plan.repository)
+                withdrawn = self._revalidate(plan, inventory)
+            except PruneError as exc:
+                self._result.fatal = exc
+                self._abort.set()
+                self._mark_not_attempted(plan.steps)
+                continue
+            steps = []
+            for step in plan.steps:
+                if step.digest in withdrawn:
+                    self._record(StepOutcome(step, Status.SKIPPED, withdrawn[step.digest]))
+                else:
+                    steps.append(step)
+            for _, phase_steps in groupby(steps, key=lambda s: s.phase):
+                batch = list(phase_steps)
+                run_bounded(batch, self._execute, workers=self.concurrency, stop=self._halted)
+                self._mark_not_attempted([s for s in batch if (s.repository, s.digest) not in self._recorded])
+        self._result.interrupted = self.stop.is_set()
+        return self._result
+
+    # -- internals ---------------------------------------------------------
+
+    def _halted(self) -> bool:
+        return self.stop.is_set() or self._abort.is_set()
+
+    def _revalidate(self, plan: RepositoryPlan, inventory: RepositoryInventory) -> dict[str, str]:
+        """Withdraw deletions that a tag changed since planning now depends on."""
+        doomed = {step.digest for step in plan.steps}
+        own_tags = {tag for step in plan.steps for tag in step.tags}
+        withdrawn: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def check(tag: str) -> None:
+            current = self.deleter.resolve_tag(plan.repository, tag)
+            if current is None:
+                return
+            hits: list[tuple[str, str]] = []
+            if current in doomed:
+                hits.append((current, f"tag {tag} now points at this digest (changed after planning)"))
+            if current != inventory.tags.get(tag):
+                # New or moved: a new index could reference something we would delete.
+                for child in self.deleter.index_children(plan.repository, current):
+                    if child in doomed:
+                        hits.append((child, f"new index tag {tag} references this digest"))
+            if hits:
+                with lock:
+                    for digest, reason in hits:
+                        withdrawn.setdefault(digest, reason)
+
+        others = [tag for tag in self.deleter.list_tags(plan.repository) if tag not in own_tags]
+        run_bounded(others, check, workers=self.concurrency, stop=self.stop.is_set)
+        for digest, reason in sorted(withdrawn.items()):
+            log.warning("%s@%s: not deleting: %s", plan.repository, short(digest), reason)
+        return withdrawn
+
+    def _execute(self, step: DeleteStep) -> None:
+        where = f"{step.repository}@{short(step.digest)}"
+        try:
+            for tag in step.tags:
+                current = self.deleter.resolve_tag(step.repository, tag)
+                if current is not None and current != step.digest:
+                    self._record(
+                        StepOutcome(
+                            step,
+                            Status.SKIPPED,
+                            f"tag {tag} was re-pushed after planning (now {short(current)}); not deleted",
+                        )
+                    )
+                    return
+            if self.audit is not None:
+                self.audit.record_intent(step, self.deleter.manifest_bytes(step.repository, step.digest))
+            result = self.deleter.delete(step)
+        except FATAL_ERRORS as exc:
+            self._fail(step, exc, fatal=True)
+            return
+        except RegistryError as exc:
+            self._fail(step, exc, fatal=False)
+            return
+        status = Status.DELETED if result is DeleteResult.DELETED else Status.ALREADY_GONE
+        with self._lock:
+            self._consecutive_failures = 0
+        detail = (
+            "deleted" if status is Status.DELETED else "already gone (deleted by an earlier attempt or someone else)"
+        )
+        log.debug("%s: %s", where, detail)
+        self._record(StepOutcome(step, status, detail))
+
+    def _fail(self, step: DeleteStep, exc: PruneError, *, fatal: bool) -> None:
+        self._record(StepOutcome(step, Status.FAILED, str(exc)))
+        with self._lock:
+            self._consecutive_failures += 1
+            if fatal and self._result.fatal is None:
+                self._result.fatal = exc
+            elif self._consecutive_failures >= MAX_CONSECUTIVE_FAILURES and self._result.fatal is None:
+                self._result.fatal = RegistryError(
+                    f"stopped after {MAX_CONSECUTIVE_FAILURES} failed deletions in a row; last: {exc}",
+                    hint="check the registry's health and logs, then rerun: the plan is recomputed",
+                )
+            else:
+                return
+        self._abort.set()
+
+    def _record(self, outcome: StepOutcome) -> None:
+        with self._lock:
+            self._result.outcomes.append(outcome)
+            self._recorded.add((outcome.step.repository, outcome.step.digest))
+        if self.audit is not None and outcome.status is not Status.NOT_ATTEMPTED:
+            self.audit.record_outcome(outcome.step, outcome.status.value, outcome.detail)
+        self.on_step(outcome)
+
+    def _mark_not_attempted(self, steps: Iterable[DeleteStep]) -> None:
+        reason = (
+            "not attempted: the run was interrupted" if self.stop.is_set() else "not attempted: the run stopped early"
+        )
+        for step in steps:
+            self._record(StepOutcome(step, Status.NOT_ATTEMPTED, reason))

@@ -1,0 +1,1 @@
+"""Planning: turn inventories and policies into reasoned decisions and delete steps."""

@@ -1,0 +1,1 @@
+"""Retention policy: configuration models, tag ordering and repository selection."""

@@ -1,0 +1,152 @@
+"""The registry's domain objects, independent of HTTP.
+
+A manifest is either an *image* (config + layers) or an *index* (Docker
+manifest list / OCI index) whose children are other manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+
+from pipeline_step.errors import RegistryProtocolError
+from pipeline_step.registry import mediatypes
+from pipeline_step.registry.digest import is_digest
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A reference to content by digest, with its size and media type."""
+
+    digest: str
+    size: int
+    media_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A parsed manifest. ``size`` is the size of its own bytes."""
+
+    digest: str
+    media_type: str
+    size: int
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+    children: tuple[Descriptor, ...] = ()
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in mediatypes.INDEX_TYPES
+
+    def blobs(self) -> tuple[Descriptor, ...]:
+        """Every blob this manifest references directly (config first)."""
+        if self.config is None:
+            return self.layers
+        return (self.config, *self.layers)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestHead:
+    """What a HEAD on a manifest tells: its digest, media type and size."""
+
+    digest: str
+    media_type: str
+    size: int
+
+
+def _descriptor(raw: object, where: str) -> Descriptor:
+    if not isinstance(raw, dict):
+        raise RegistryProtocolError(f"{where} is not a JSON object")
+    digest = raw.get("digest")
+    size = raw.get("size", 0)
+    if not isinstance(digest, str) or not is_digest(digest):
+        raise RegistryProtocolError(f"{where} has no valid digest (got {digest!r})")
+    if not isinstance(size, int) or size < 0:
+        raise RegistryProtocolError(f"{where} has an invalid size (got {size!r})")
+    media_type = raw.get("mediaType", "")
+    # Layer digests repeat across thousands of manifests; interning keeps one copy.
+    return Descriptor(sys.intern(digest), size, sys.intern(media_type) if isinstance(media_type, str) else "")
+
+
+def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manifest:
+    """Parse ``body`` (already verified against ``digest``) into a :class:`Manifest`."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryProtocolError(f"manifest {digest} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise RegistryProtocolError(f"manifest {digest} is not a JSON object")
+    media_type = document.get("mediaType")
+    if not isinstance(media_type, str) or not media_type:
+        media_type = (content_type or "").split(";")[0].strip()
+    if not media_type:
+        # An OCI manifest may omit mediaType; the presence of "manifests" tells an index.
+        media_type = mediatypes.OCI_INDEX if "manifests" in document else mediatypes.OCI_MANIFEST
+    if media_type in mediatypes.SCHEMA1_TYPES:
+        raise RegistryProtocolError(
+            f"manifest {digest} came back as schema1 ({media_type})",
+            hint="the registry rewrote it because the Accept header was not honoured; "
+            "this tool never deletes a digest it could not resolve to its stored form",
+        )
+    if media_type in mediatypes.INDEX_TYPES:
+        children = document.get("manifests") or []
+        if not isinstance(children, list):
+            raise RegistryProtocolError(f"index {digest} has a non-list 'manifests'")
+        return Manifest(
+            digest=digest,
+            media_type=media_type,
+            size=len(body),
+            children=tuple(_descriptor(c, f"index {digest} child {i}") for i, c in enumerate(children)),
+        )
+    config_raw = document.get("config")
+    layers_raw = document.get("layers") or []
+    if not isinstance(layers_raw, list):
+        raise RegistryProtocolError(f"manifest {digest} has a non-list 'layers'")
+    return Manifest(
+        digest=digest,
+        media_type=media_type,
+        size=len(body),
+        config=_descriptor(config_raw, f"manifest {digest} config") if config_raw is not None else None,
+        layers=tuple(_descriptor(layer, f"manifest {digest} layer {i}") for i, layer in enumerate(layers_raw)),
+    )
+
+
+def parse_created(config_body: bytes) -> datetime | None:
+    """The image config's ``created`` time, or None when absent or unparsable."""
+    try:
+        document = json.loads(config_body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    created = document.get("created")
+    if not isinstance(created, str) or not created:
+        return None
+    return parse_timestamp(created)
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """RFC 3339 with optional nanoseconds (Go writes up to 9 fraction digits)."""
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    main, dot, rest = text.partition(".")
+    if dot:
+        fraction = ""
+        index = 0
+        while index < len(rest) and rest[index].isdigit():
+            fraction += rest[index]
+            index += 1
+        text = f"{main}.{fraction[:6].ljust(6, '0')}{rest[index:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    # Go's zero time and Docker's "reproducible build" epoch carry no age information.
+    if parsed.year <= 1970:
+        return None
+    return parsed

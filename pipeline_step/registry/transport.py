@@ -1,0 +1,137 @@
+"""HTTP transports: send one request, return status, headers and body.
+
+The client above handles authentication, retries and the registry's error
+model, so a transport only moves bytes. :class:`HttpxTransport` is the default.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol
+
+import httpx
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]  # keys are lower-case
+    body: bytes
+    url: str
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class TransportError(Exception):
+    """A request failed below HTTP. ``retryable`` marks the transient kinds."""
+
+    retryable = True
+
+
+class ConnectFailedError(TransportError):
+    pass
+
+
+class TimedOutError(TransportError):
+    pass
+
+
+class BrokenResponseError(TransportError):
+    """The connection dropped or the response was truncated."""
+
+
+class TLSFailedError(TransportError):
+    retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class TLSSettings:
+    ca_bundle: Path | None = None
+    insecure: bool = False
+
+    def context(self) -> ssl.SSLContext:
+        if self.insecure:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cafile=str(self.ca_bundle) if self.ca_bundle else None)
+
+
+class Transport(Protocol):
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        *,
+        follow_redirects: bool = False,
+    ) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ssl.SSLError):
+            return True
+        current = current.__cause__ or current.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in type(exc).__name__
+
+
+@dataclass
+class HttpxTransport:
+    """httpx with a keep-alive pool sized to the client's concurrency."""
+
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    timeout: float = 30.0
+    max_connections: int = 8
+    _client: httpx.Client = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._client = httpx.Client(
+            verify=self.tls.context(),
+            timeout=httpx.Timeout(self.timeout),
+            limits=httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            ),
+            follow_redirects=False,
+        )
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        *,
+        follow_redirects: bool = False,
+    ) -> Response:
+        try:
+            response = self._client.request(
+                method, url, headers=dict(headers), content=content, follow_redirects=follow_redirects
+            )
+        except httpx.TimeoutException as exc:
+            raise TimedOutError(f"timed out after {self.timeout:g}s") from exc
+        except httpx.ConnectError as exc:
+            if _is_tls_failure(exc):
+                raise TLSFailedError(str(exc)) from exc
+            raise ConnectFailedError(str(exc) or type(exc).__name__) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise BrokenResponseError(str(exc) or type(exc).__name__) from exc
+        except httpx.TransportError as exc:
+            raise BrokenResponseError(str(exc) or type(exc).__name__) from exc
+        headers_out: dict[str, str] = {}
+        for key, value in response.headers.multi_items():
+            lowered = key.lower()
+            headers_out[lowered] = f"{headers_out[lowered]}, {value}" if lowered in headers_out else value
+        return Response(response.status_code, headers_out, response.content, str(response.url))
+
+    def close(self) -> None:
+        self._client.close()
