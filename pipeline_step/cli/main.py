@@ -9,7 +9,7 @@ import traceback
 from typing import Sequence
 
 from pipeline_step import __version__
-from pipeline_step.cli import prune_cmd
+from pipeline_step.cli import classify_cmd, gc_cmd, prune_cmd, recover_cmd, restore_cmd, usage_cmd
 from pipeline_step.cli.parser import Parser
 from pipeline_step.cli.runtime import Runtime, configure_logging
 from pipeline_step.errors import ExitCode, PruneError
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    prune_cmd.register(commands)
+    for module in (prune_cmd, recover_cmd, classify_cmd, gc_cmd, usage_cmd, restore_cmd):
+        module.register(commands)
     return parser
 
 

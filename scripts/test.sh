@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), then lint, type-check and run every
+# test, the Groovy ones included. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+if [ -z "${JAVA_HOME:-}" ]; then
+  JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
+  export JAVA_HOME
+fi
+.venv/bin/ruff check pipeline_step tests benchmarks
+.venv/bin/ruff format --check pipeline_step tests benchmarks
+.venv/bin/mypy pipeline_step
+# pytest exits 5 when it collects no tests; set -e turns that into a failure.
+.venv/bin/python -m pytest "$@"
