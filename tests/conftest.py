@@ -12,9 +12,17 @@ from typing import Callable, Iterator
 import pytest
 
 from tests.support.images import Pushed, Pusher
-from tests.support.registry import RegistryServer, registry_binary
+from tests.support.registry import RegistryServer, free_port, registry_binary
 
 ROOT = Path(__file__).resolve().parent.parent
+CALLER_SECRETS = {"REGISTRY_USERNAME", "REGISTRY_PASSWORD", "BUILD_URL", "JOB_NAME", "BUILD_NUMBER"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit logs and lock files of every test go to its own temporary directory."""
+    monkeypatch.setenv("REGISTRY_PRUNE_AUDIT_DIR", str(tmp_path / "audit"))
+    monkeypatch.setenv("REGISTRY_PRUNE_LOCK_DIR", str(tmp_path / "locks"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,6 +84,11 @@ def seeded(registry: RegistryServer) -> SeededApp:
     return seed_app(registry.url)
 
 
+def free_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 @dataclass
 class CliResult:
     code: int
@@ -89,7 +102,9 @@ class CliResult:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 120) -> CliResult:
     """Run the real CLI (``python -m pipeline_step``) in a subprocess."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "SLACK_", "JENKINS_"))}
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in CALLER_SECRETS and not k.startswith(("SLACK_", "JENKINS_"))
+    }
     full_env.update(env or {})
     completed = subprocess.run(
         [sys.executable, "-m", "pipeline_step", *args],

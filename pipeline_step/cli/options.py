@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from pipeline_step.audit import AuditLog, default_audit_dir
+from pipeline_step.backend import Backend, api_backend
+from pipeline_step.cli.runtime import Runtime
 from pipeline_step.connect import open_client, resolve_credentials
 from pipeline_step.errors import UsageError
+from pipeline_step.locking import RegistryLock, default_lock_dir
 from pipeline_step.policy.config import Configuration, load_configuration
 from pipeline_step.registry.client import RegistryClient
 
@@ -103,6 +108,26 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
 
 
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("locking and undo")
+    group.add_argument(
+        "--lock-dir",
+        type=Path,
+        metavar="DIR",
+        help="directory for the per-registry lock file; share it between agents "
+        "(default: $REGISTRY_PRUNE_LOCK_DIR or the temp dir)",
+    )
+    group.add_argument("--no-wait", action="store_true", help="fail at once (exit 6) if another run holds the lock")
+    group.add_argument("--lock-timeout", type=float, metavar="SECONDS", help="give up waiting for the lock after this")
+    group.add_argument(
+        "--audit-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the undo log of deleted manifests goes "
+        "(default: $REGISTRY_PRUNE_AUDIT_DIR or ~/.local/state/registry-prune/audit)",
+    )
+
+
 def load(args: argparse.Namespace) -> Configuration:
     flags: dict[str, Any] = {}
     labels: dict[str, str] = {}
@@ -114,6 +139,39 @@ def load(args: argparse.Namespace) -> Configuration:
     if getattr(args, "protect", None) is not None:
         flags["policy.protect"] = list(args.protect)
     return load_configuration(getattr(args, "config", None), flags=flags, flag_labels=labels)
+
+
+def open_backend(
+    args: argparse.Namespace, configuration: Configuration, client: RegistryClient, runtime: Runtime
+) -> Backend:
+    """The API backend; direct-storage mode plugs in here."""
+    return api_backend(client, concurrency=configuration.settings.concurrency, stop=runtime.stop)
+
+
+@contextlib.contextmanager
+def registry_lock(
+    args: argparse.Namespace, configuration: Configuration, registry_url: str, runtime: Runtime, *, command: str
+) -> Iterator[RegistryLock]:
+    """Hold the registry's lock for the body; tell the operator when we queue."""
+
+    def waiting(holder: str) -> None:
+        print(f"registry-prune: waiting for the lock on {registry_url}: held by {holder}", file=sys.stderr)
+
+    lock = RegistryLock(
+        configuration.settings.lock_dir or default_lock_dir(),
+        registry_url,
+        wait=not getattr(args, "no_wait", False),
+        timeout=getattr(args, "lock_timeout", None),
+        stop=runtime.stop,
+        command=command,
+        on_wait=waiting,
+    )
+    with lock:
+        yield lock
+
+
+def open_audit(configuration: Configuration, registry_url: str) -> AuditLog:
+    return AuditLog(configuration.settings.audit_dir or default_audit_dir(), registry_url)
 
 
 def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryClient:

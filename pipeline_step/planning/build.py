@@ -14,6 +14,7 @@ from pipeline_step.planning.reclaim import ReclaimEstimate, predict_reclaim
 from pipeline_step.policy.config import Configuration, RetentionPolicy
 from pipeline_step.policy.globs import glob_matches, has_wildcards
 from pipeline_step.progress import ProgressFactory, null_progress
+from pipeline_step.registry.client import validate_repository
 
 
 class InventorySource(Protocol):
@@ -55,7 +56,7 @@ def select_repositories(source: InventorySource, patterns: Iterable[str]) -> lis
             "no repositories selected",
             hint="pass --repo NAME_OR_GLOB (repeatable) or set repositories: in the config file",
         )
-    literal = [p for p in patterns if not has_wildcards(p)]
+    literal = [validate_repository(p) for p in patterns if not has_wildcards(p)]
     globs = [p for p in patterns if has_wildcards(p)]
     selected = list(literal)
     if globs:

@@ -478,18 +478,18 @@ class RegistryClient:
             except TransportError as exc:
                 if exc.retryable and self._may_retry(attempt, started):
                     delay = self.retry.delay(attempt, None)
-                    log.warning("%s %s failed (%s); retrying in %.1fs", method, path, exc, delay)
+                    log.info("%s %s failed (%s); retrying in %.1fs", method, path, exc, delay)
                     attempt += 1
                     self._sleep(delay)
                     continue
-                raise self._transport_failure(exc) from None
+                raise self._transport_failure(exc, attempt + 1) from None
             if response.status == 401 and auth_rounds < 2:
                 auth_rounds += 1
                 self._answer_challenge(response, scope, sent_auth)
                 continue
             if response.status in RETRY_STATUSES and self._may_retry(attempt, started):
                 delay = self.retry.delay(attempt, _retry_after(response))
-                log.warning("%s %s answered %d; retrying in %.1fs", method, path, response.status, delay)
+                log.info("%s %s answered %d; retrying in %.1fs", method, path, response.status, delay)
                 attempt += 1
                 self._sleep(delay)
                 continue
@@ -562,7 +562,8 @@ class RegistryClient:
                 hint="check that the auth.token.realm URL is reachable from this agent",
             ) from None
 
-    def _transport_failure(self, exc: TransportError) -> RegistryError:
+    def _transport_failure(self, exc: TransportError, attempts: int) -> RegistryError:
+        tries = f", {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, TLSFailedError):
             return TLSVerificationError(
                 f"cannot verify the TLS certificate of {self.url}",
@@ -571,17 +572,17 @@ class RegistryClient:
             )
         if isinstance(exc, TimedOutError):
             return RegistryUnreachableError(
-                f"the registry at {self.url} did not answer within {self.timeout:g}s",
+                f"the registry at {self.url} did not answer within {self.timeout:g}s{tries}",
                 hint="check the registry's load and health, or raise --timeout",
             )
         if isinstance(exc, ConnectFailedError):
             return RegistryUnreachableError(
-                f"cannot connect to the registry at {self.url} ({exc})",
+                f"cannot connect to the registry at {self.url} ({exc}{tries})",
                 hint="check --registry and that the registry runs and is reachable from this agent",
             )
         if isinstance(exc, BrokenResponseError):
             return RegistryProtocolError(
-                f"the connection to {self.url} broke mid-response ({exc})",
+                f"the connection to {self.url} broke mid-response ({exc}{tries})",
                 hint="rerun; if it persists, check the registry's logs and any proxy in between",
             )
         return RegistryError(f"request to {self.url} failed: {exc}")

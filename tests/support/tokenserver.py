@@ -44,6 +44,8 @@ class TokenServer:
     users: dict[str, str]
     grants: dict[str, set[str]]  # user -> allowed actions ("pull", "push", "delete", "*")
     lifetime: int = 300
+    expire_first_per_scope: bool = False  # the first token for each scope is already expired
+    _expired_scopes: set[tuple[str, ...]] = field(default_factory=set)
     requests: list[TokenRequest] = field(default_factory=list)
     keys: KeyPair | None = None
     _server: ThreadingHTTPServer | None = None
@@ -107,7 +109,10 @@ class TokenServer:
             name, _, actions = rest.rpartition(":")
             granted = [a for a in actions.split(",") if a in allowed or "*" in allowed]
             access.append({"type": kind, "name": name, "actions": granted})
-        token = self.sign(user or "", access)
+        expired = self.expire_first_per_scope and tuple(scopes) not in self._expired_scopes
+        self._expired_scopes.add(tuple(scopes))
+        # Past distribution's 60 s leeway, so the registry refuses it with error="invalid_token".
+        token = self.sign(user or "", access, lifetime=-120 if expired else None)
         body = json.dumps(
             {
                 "token": token,
