@@ -1,0 +1,1 @@
+"""Things outside the registry: CI logs, Jenkins, Slack, disk probes."""
