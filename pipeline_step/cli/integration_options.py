@@ -1,0 +1,197 @@
+"""Flags for Slack, Jenkins and disk probes, shared by ``classify`` and ``recover``.
+
+Each ``add_*_options`` adds an argument group; each ``*_from_args`` turns the
+parsed flags (and the environment) into a ready object, or None when the
+integration is not configured. Secrets are registered for redaction the moment
+they are read. Tokens are never flag values: they come from environment
+variables named by ``--*-token-env``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any, Mapping
+
+from pipeline_step.errors import UsageError
+from pipeline_step.integrations.disk import DiskProbe, parse_probe
+from pipeline_step.integrations.jenkins import BuildRef, JenkinsClient, parse_build_ref
+from pipeline_step.integrations.slack import SlackReporter
+from pipeline_step.redact import register_secret
+from pipeline_step.units import FreeSpaceThreshold
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_FREE = "10%"
+SLACK_WEBHOOK_ENV = "SLACK_WEBHOOK_URL"
+SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"  # noqa: S105 - a variable name, not a token
+JENKINS_TOKEN_ENV = "JENKINS_API_TOKEN"  # noqa: S105 - a variable name, not a token
+
+
+class _RefuseToken(argparse.Action):
+    """``--jenkins-token`` / ``--slack-token``: refused, a flag value shows up in process listings."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        variable = {"--jenkins-token": "--jenkins-token-env", "--slack-token": "--slack-token-env"}.get(
+            option_string or "", "the *-token-env flag"
+        )
+        raise UsageError(
+            f"refusing {option_string}: a token on the command line shows up in process listings and build logs",
+            hint=f"put it in an environment variable (withCredentials in Jenkins) and name it with {variable}",
+        )
+
+
+class _SecretValue(argparse.Action):
+    """Stores the value and registers it for redaction at once, before anything can echo it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        register_secret(str(values))
+        setattr(namespace, self.dest, values)
+
+
+def _min_free(text: str) -> FreeSpaceThreshold:
+    try:
+        return FreeSpaceThreshold.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_slack_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Slack report")
+    group.add_argument(
+        "--slack-webhook",
+        metavar="URL",
+        action=_SecretValue,
+        help=f"incoming webhook URL (default: ${SLACK_WEBHOOK_ENV}; prefer the variable, "
+        "a flag value shows in process listings)",
+    )
+    group.add_argument(
+        "--slack-channel",
+        metavar="CHANNEL",
+        help="post with a bot token to this channel (name or ID) instead of a webhook",
+    )
+    group.add_argument(
+        "--slack-token-env",
+        metavar="VAR",
+        default=SLACK_TOKEN_ENV,
+        help=f"environment variable holding the bot token (default: {SLACK_TOKEN_ENV})",
+    )
+    group.add_argument("--slack-token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    group.add_argument("--no-slack", action="store_true", help="do not report to Slack even if it is configured")
+
+
+def add_jenkins_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Jenkins")
+    group.add_argument(
+        "--jenkins-build",
+        metavar="JOB#N",
+        help="the build to read, e.g. folder/app#42 or folder/app#lastFailedBuild",
+    )
+    group.add_argument("--jenkins-url", metavar="URL", help="Jenkins root URL (default: $JENKINS_URL)")
+    group.add_argument("--jenkins-user", metavar="USER", help="Jenkins user (default: $JENKINS_USER)")
+    group.add_argument(
+        "--jenkins-token-env",
+        metavar="VAR",
+        default=JENKINS_TOKEN_ENV,
+        help=f"environment variable holding the user's API token (default: {JENKINS_TOKEN_ENV})",
+    )
+    group.add_argument("--jenkins-token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    group.add_argument(
+        "--jenkins-timeout", type=float, metavar="SECONDS", default=30.0, help="per-request timeout (default: 30)"
+    )
+
+
+def add_disk_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("registry disk")
+    group.add_argument(
+        "--disk",
+        metavar="PROBE",
+        help="measure the registry's filesystem: path:DIR, command:'ssh reg df -PB1 /var/lib/registry' "
+        "or prometheus:http://reg:9100/metrics#mountpoint=/var/lib/registry",
+    )
+    group.add_argument(
+        "--min-free",
+        metavar="SIZE|PCT",
+        type=_min_free,
+        default=FreeSpaceThreshold.parse(DEFAULT_MIN_FREE),
+        help=f"the disk counts as low below this much free space, e.g. 10%% or 5GiB (default: {DEFAULT_MIN_FREE})",
+    )
+
+
+def slack_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> SlackReporter | None:
+    """The reporter the flags and environment ask for, or None when Slack is not configured."""
+    env = os.environ if environ is None else environ
+    if getattr(args, "no_slack", False):
+        return None
+    flag_webhook: str | None = getattr(args, "slack_webhook", None)
+    channel: str | None = getattr(args, "slack_channel", None)
+    token_env: str = getattr(args, "slack_token_env", None) or SLACK_TOKEN_ENV
+    token = env.get(token_env, "").strip() or None
+    env_webhook = env.get(SLACK_WEBHOOK_ENV, "").strip() or None
+    register_secret(token)
+    register_secret(env_webhook)
+    if flag_webhook and channel:
+        raise UsageError(
+            "--slack-webhook and --slack-channel both given",
+            hint="a webhook posts to its own channel; use one or the other",
+        )
+    if channel:
+        if not token:
+            raise UsageError(f"--slack-channel needs a bot token in ${token_env}", hint=f"export {token_env}=xoxb-...")
+        return SlackReporter(token=token, channel=channel)
+    webhook = flag_webhook or env_webhook
+    if webhook:
+        return SlackReporter(webhook_url=webhook)
+    if token:
+        log.warning("$%s is set but --slack-channel is not; no Slack report", token_env)
+    return None
+
+
+def build_ref_from_args(args: argparse.Namespace) -> BuildRef | None:
+    text: str | None = getattr(args, "jenkins_build", None)
+    return parse_build_ref(text) if text else None
+
+
+def jenkins_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> JenkinsClient | None:
+    """A client when a Jenkins URL is known (--jenkins-url or $JENKINS_URL), else None."""
+    env = os.environ if environ is None else environ
+    url: str | None = getattr(args, "jenkins_url", None) or env.get("JENKINS_URL") or None
+    if not url:
+        return None
+    user: str | None = getattr(args, "jenkins_user", None) or env.get("JENKINS_USER") or None
+    token_env: str = getattr(args, "jenkins_token_env", None) or JENKINS_TOKEN_ENV
+    token = env.get(token_env, "").strip() or None
+    register_secret(token)
+    if user and not token:
+        raise UsageError(
+            f"Jenkins user {user!r} was given but ${token_env} is empty",
+            hint=f"export {token_env} with the user's API token (or name another variable with --jenkins-token-env)",
+        )
+    if token and not user:
+        # Like a stray REGISTRY_PASSWORD: a token without its user is not a login.
+        log.warning("$%s is set but no Jenkins user was given; using Jenkins anonymously", token_env)
+        token = None
+    return JenkinsClient(url, user, token, timeout=getattr(args, "jenkins_timeout", None) or 30.0)
+
+
+def disk_from_args(args: argparse.Namespace) -> DiskProbe | None:
+    spec: str | None = getattr(args, "disk", None)
+    return parse_probe(spec) if spec else None
+
+
+def min_free_from_args(args: argparse.Namespace) -> FreeSpaceThreshold:
+    value = getattr(args, "min_free", None)
+    return value if isinstance(value, FreeSpaceThreshold) else FreeSpaceThreshold.parse(DEFAULT_MIN_FREE)
