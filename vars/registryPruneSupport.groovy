@@ -297,19 +297,33 @@ Map collectReport(Map config) {
 
 /** How many tags a report says were (or, in a dry run, would be) deleted; null if unknown. */
 Object deletedCount(Map report) {
-  if (report == null || !(report.summary instanceof Map)) {
+  if (report == null) {
     return null
   }
-  return report.summary.deleted
+  if (report.summary instanceof Map && report.summary.deleted != null) {
+    return report.summary.deleted   // prune
+  }
+  if (report.deleted instanceof List) {
+    int tags = 0                    // recover lists entries; untagged children have tag null
+    for (Object entry in report.deleted) {
+      if (entry instanceof Map && entry.tag != null) {
+        tags++
+      }
+    }
+    return tags
+  }
+  return null
 }
 
-/** The explanation a report gives (recover writes reason or category; any run may write error), or null. */
+/** The explanation a report gives (recover: message, classification; any run: error), or null. */
 String reportReason(Map report) {
-  if (report != null) {
-    for (String key in ['reason', 'category', 'error']) {
-      if (report[key]) {
-        return report[key].toString()
-      }
+  if (report == null) {
+    return null
+  }
+  Map classification = report.classification instanceof Map ? (Map) report.classification : [:]
+  for (Object text in [report.message, classification.explanation, classification.category, report.error]) {
+    if (text) {
+      return text.toString()
     }
   }
   return null

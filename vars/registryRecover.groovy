@@ -94,8 +94,9 @@ String consoleLogFile(Map cfg) {
   try {
     lines = currentBuild.rawBuild.getLog(cfg.consoleLogLines as int)
   } catch (Exception e) {
+    // Without a log, recover acts only on disk or force; it says so itself if neither is given.
     echo('registryRecover: cannot read this build\'s console log ' +
-      "(${e.getClass().simpleName}: use a global library, or pass consoleLog: 'file'); recovering without it")
+      "(${e.getClass().simpleName}: use a global library, or pass consoleLog: 'file'); running recover without it")
     return null
   }
   writeFile(file: cfg.consoleLogFile, text: lines.join('\n') + '\n')

@@ -3,6 +3,12 @@
 final String VENV = '/var/jenkins/workspace/app/.registry-prune-venv'
 final Map ACCEPTANCE = [registry: 'http://127.0.0.1:5000', repository: 'team/app', credentialsId: 'reg',
                         slackWebhookCredentialsId: 'hook', image: 'reg/team/app:1.0.0-alpha.3']
+/** The shape of recover's --json report (pipeline_step/recover_report.py), trimmed. */
+final Map RECOVERED = [outcome: 'recovered', exit_code: 0, dry_run: false, message: 'push recovered', deleted: [
+  [repository: 'team/app', tag: '1.0.0-alpha.1', digest: 'sha256:aa', reason: 'older than the newest 10'],
+  [repository: 'team/app', tag: '1.0.0-alpha.2', digest: 'sha256:bb', reason: 'older than the newest 10'],
+  [repository: 'team/app', tag: null, digest: 'sha256:cc', reason: 'child of a deleted index'],
+]]
 
 /** What /bin/sh makes of a command line: its argv. */
 List<String> argv(String commandLine) {
@@ -20,7 +26,7 @@ test('acceptance: one recover command, exactly this one, secrets only in the env
   def h = new Harness()
   h.currentBuild.run.log = ['+ docker push reg/team/app:1.0.0-alpha.3',
                             'received unexpected HTTP status: 500 Internal Server Error']
-  h.exitWith([' recover ': 0], [summary: [deleted: 12]])
+  h.exitWith([' recover ': 0], RECOVERED)
   Map result = h.run('registryRecover', ACCEPTANCE)
 
   List<String> scripts = recoverScripts(h)
@@ -52,8 +58,8 @@ test('acceptance: one recover command, exactly this one, secrets only in the env
   assert h.files['registry-prune-console.log'] == h.currentBuild.run.log.join('\n') + '\n'
   assert h.callsTo('archiveArtifacts')*.args == [[artifacts: 'registry-prune-report.json', allowEmptyArchive: true]]
   assert h.currentBuild.currentResult == 'SUCCESS'
-  assert h.currentBuild.description == 'registry-prune: push recovered; deleted 12 tag(s)'
-  assert result.status == 0 && result.report.summary.deleted == 12
+  assert h.currentBuild.description == 'registry-prune: push recovered; deleted 2 tag(s)'
+  assert result.status == 0 && result.report.outcome == 'recovered'
   assert h.callsTo('error').isEmpty() && h.callsTo('unstable').isEmpty()
 }
 
@@ -97,22 +103,29 @@ test('exit codes map onto build results') {
 
 test('exit 10, pruning cannot help: UNSTABLE with the reason from the report') {
   def h = new Harness()
-  h.exitWith([' recover ': 10], [reason: 'the agent\'s own disk is full (no space left on device)'])
+  Map classification = [category: 'agent-disk-full', explanation: "the build agent's own disk is full"]
+  h.exitWith([' recover ': 10], [outcome: 'cannot-help', exit_code: 10, classification: classification,
+                                 message: "agent-disk-full: the build agent's own disk is full; nothing deleted"])
   Map result = h.run('registryRecover', ACCEPTANCE)
   assert result.status == 10
   assert h.currentBuild.currentResult == 'UNSTABLE'
   assert h.callsTo('unstable')*.args == ['registry-prune: pruning the registry cannot fix this failure: ' +
-                                         "the agent's own disk is full (no space left on device)"]
+                                         "agent-disk-full: the build agent's own disk is full; nothing deleted"]
   assert h.currentBuild.description ==
-    "registry-prune: pruning cannot help: the agent's own disk is full (no space left on device)"
+    "registry-prune: pruning cannot help: agent-disk-full: the build agent's own disk is full; nothing deleted"
+
+  h = new Harness()
+  h.exitWith([' recover ': 10], [classification: classification])
+  h.run('registryRecover', ACCEPTANCE)
+  assert h.currentBuild.description == "registry-prune: pruning cannot help: the build agent's own disk is full"
 }
 
 test('dry run, exit 0: the description says nothing changed') {
   def h = new Harness()
-  h.exitWith([' recover ': 0], [summary: [deleted: 3]])
+  h.exitWith([' recover ': 0], RECOVERED + [outcome: 'dry-run', dry_run: true])
   h.run('registryRecover', ACCEPTANCE + [dryRun: true])
   assert recoverScripts(h)[0].endsWith(' --dry-run')
-  assert h.currentBuild.description == 'registry-prune (dry run): nothing changed; would delete 3 tag(s)'
+  assert h.currentBuild.description == 'registry-prune (dry run): nothing changed; would delete 2 tag(s)'
 }
 
 test('exit 10 without a report: UNSTABLE with the exit code meaning') {
@@ -206,7 +219,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
     caBundle: '/etc/ssl/reg ca.pem', slackTokenCredentialsId: 'bot', channel: '#ci alerts',
     pushCommand: 'docker push "$IMAGE" && echo pushed', gcCommand: "ssh reg 'registry garbage-collect /etc/r.yml'",
     restartCommand: 'ssh reg docker restart registry', readonlyCommand: 'ssh reg enable-readonly',
-    disk: 'ssh reg df -P /var/lib/registry', minFree: '10%', reportFile: 'out/report.json', dryRun: true, force: true,
+    disk: 'command:ssh reg df -PB1 /var/lib/registry', minFree: '10%', reportFile: 'out/report.json', dryRun: true, force: true,
     install: false,
   ])
   List<String> lines = recoverScripts(h)[0].readLines()
@@ -217,7 +230,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
     '--order', 'created', '--older-than', '14d', '--ca-bundle', '/etc/ssl/reg ca.pem', '--min-keep', '2',
     '--push-cmd', 'docker push "$IMAGE" && echo pushed', '--gc-cmd', "ssh reg 'registry garbage-collect /etc/r.yml'",
     '--readonly-cmd', 'ssh reg enable-readonly', '--restart-cmd', 'ssh reg docker restart registry',
-    '--disk', 'ssh reg df -P /var/lib/registry', '--min-free', '10%', '--console-log', 'registry-prune-console.log',
+    '--disk', 'command:ssh reg df -PB1 /var/lib/registry', '--min-free', '10%', '--console-log', 'registry-prune-console.log',
     '--json', 'out/report.json', '--slack-channel', '#ci alerts', '--dry-run', '--force',
   ]
   assert h.callsTo('lock')*.args == [[resource: 'registry-prune-https://reg.example:5000']]
