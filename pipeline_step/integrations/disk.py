@@ -258,9 +258,10 @@ def parse_node_exporter(text: str, selector: dict[str, str], *, source: str) -> 
                 f"{source}: {len(chosen)} filesystems match ({', '.join(listed)})",
                 hint="add labels to the selector, e.g. #mountpoint=DIR&device=/dev/sdb1",
             )
+        example = next((mount for mount in listed if "registry" in mount), listed[-1])
         raise DiskProbeError(
             f"{source} lists {len(listed)} filesystems ({', '.join(listed)})",
-            hint=f"pick one with prometheus:URL#mountpoint={listed[-1]}",
+            hint=f"pick one with prometheus:URL#mountpoint={example}",
         )
     labels = chosen[0]
     mount = dict(labels).get("mountpoint")

@@ -49,6 +49,7 @@ class FakeJenkins:
     users: dict[str, str] = field(default_factory=lambda: {USER: TOKEN})
     anonymous_read: bool = False
     crumbs: bool = True
+    login_page: bool = False  # answer everything with an HTML page, like an SSO proxy in front of Jenkins
     jobs: dict[str, list[Build]] = field(default_factory=dict)  # full name ("folder/app") -> builds
     requests: list[Recorded] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -73,7 +74,7 @@ class FakeJenkins:
                 owner._handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -95,6 +96,9 @@ class FakeJenkins:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
             self.requests.append(Recorded(handler.command, handler.path, headers, body))
+        if self.login_page:
+            self._send(handler, 200, "text/html", b"<html><body>Sign in</body></html>")
+            return
         denied = self._auth_problem(headers.get("authorization"))
         if denied:
             self._send(handler, denied, "text/html", b"<html><body>Authentication required</body></html>")
