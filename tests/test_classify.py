@@ -383,6 +383,21 @@ def test_stream_input() -> None:
 def test_evidence_is_bounded() -> None:
     result = classify_text(SEED_ERROR + " " + "y" * 5000)
     assert result.evidence is not None and len(result.evidence) <= 500
+    assert result.evidence.startswith(SEED_ERROR) and result.evidence.endswith("…")
+
+
+def test_evidence_of_a_long_line_shows_the_deciding_match() -> None:
+    url = "https://reg.example:5000/v2/team/app/blobs/uploads/7d0b?_state=" + "Q" * 900 + "&digest=sha256%3A1f2e"
+    line = (
+        f"[2024-01-02T03:04:05.123Z] ERROR: failed to solve: failed to push reg.example:5000/team/app:1: "
+        f'unexpected status from PUT request to {url}: 500 Internal Server Error: {{"errors":[{{"code":"UNKNOWN",'
+        f'"message":"unknown error","detail":"filesystem: write /var/lib/registry/docker/registry/v2/'
+        f'repositories/team/app/_uploads/7d0b/data: no space left on device"}}]}}'
+    )
+    result = classify_text(line + "\n")
+    assert result.category is Category.REGISTRY_DISK_FULL
+    assert result.evidence is not None and len(result.evidence) <= 500
+    assert result.evidence.startswith("…") and "no space left on device" in result.evidence
 
 
 def test_50_megabyte_log(tmp_path: Path) -> None:

@@ -25,12 +25,13 @@ the error that failed the build.
 Scanning is two-stage so a 50 MB log takes about a second: each chunk is
 lower-cased and searched for literal keywords with ``str.find`` (C speed; a
 case-insensitive regex over the whole text is twenty times slower), and only
-the lines holding a keyword go through the regular expressions. Every pattern
-below contains one of :data:`_KEYWORDS`.
+the lines holding a keyword go through the regular expressions, and only the
+families of expressions those keywords call for.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -43,6 +44,7 @@ LONG_LINE_CHARS = 16 * 1024  # longer lines are read in windows around their key
 WINDOW_BEFORE_CHARS = 256  # short, so the evidence (cut at EVIDENCE_CHARS) still shows the match
 WINDOW_AFTER_CHARS = 2048
 EVIDENCE_CHARS = 500
+EVIDENCE_CONTEXT_CHARS = 150  # shown before the deciding match when a line is cut
 
 
 class Category(str, Enum):
@@ -110,55 +112,65 @@ _EXPLANATIONS: dict[_Signal | None, str] = {
     None: "No registry push failure this tool recognises was found in the log; pruning is not known to help.",
 }
 
-# Lower-case literals; a line is examined only if it holds one of them.
-_KEYWORDS = (
-    "unexpected",
-    "statuscode",
-    "invalid status code",
-    "internal server error",
-    "unknown error",
-    "space left",
-    "enough space",
-    "quota exceeded",
-    "unauthorized",
-    "denied",
-    "forbidden",
-    "credentials",
-    "authentication required",
-    "insufficient_scope",
-    "incorrect username",
-    "refused",
-    "timeout",
-    "timed out",
-    "no such host",
-    "canceled",
-    "reset by peer",
-    "unreachable",
-    "route to host",
-    "deadline exceeded",
-    "x509",
-    "https client",
-    "name resolution",
-    "resolve host",
-    "bad gateway",
-    "service unavailable",
-    "gateway time",
+# Lower-case literals; a line is examined only if it holds one of them, and only by the pattern
+# families whose words it holds. Every alternative of a family's patterns contains one of its words.
+_STATUS, _ERROR_500, _DISK, _AUTH_WORDS, _NETWORK_WORDS = 1, 2, 4, 8, 16
+_ALL_FAMILIES = 31
+_KEYWORDS: tuple[tuple[str, int], ...] = (
+    *((word, _STATUS) for word in ("unexpected", "statuscode", "invalid status code")),
+    *((word, _ERROR_500) for word in ("internal server error", "unknown error")),
+    *((word, _DISK) for word in ("space left", "enough space", "quota exceeded")),
+    *(
+        (word, _AUTH_WORDS)
+        for word in (
+            "unauthorized",
+            "denied",
+            "forbidden",
+            "credentials",
+            "authentication required",
+            "insufficient_scope",
+            "incorrect username",
+        )
+    ),
+    *(
+        (word, _NETWORK_WORDS)
+        for word in (
+            "refused",
+            "timeout",
+            "timed out",
+            "no such host",
+            "canceled",
+            "reset by peer",
+            "unreachable",
+            "route to host",
+            "deadline exceeded",
+            "x509",
+            "https client",
+            "name resolution",
+            "resolve host",
+            "bad gateway",
+            "service unavailable",
+            "gateway time",
+        )
+    ),
 )
 
+# The line patterns run on lower-cased text: re.IGNORECASE is several times slower.
+#
 # docker/skopeo "received unexpected HTTP status: 500 ...", buildkit/containerd "unexpected status from PUT
 # request to https://...: 500 ...", containers/image "StatusCode: 500, ...", "invalid status code from registry 500".
 _STATUS_PREFIX = (
     r"(?:unexpected (?:http )?status(?: code)?(?: from [a-z]+ request to \S+)?|statuscode|unexpected http code"
     r"|invalid status code from registry):? "
 )
-_HTTP_STATUS = re.compile(_STATUS_PREFIX + r"(?P<code>\d{3})\b", re.IGNORECASE)
+_HTTP_STATUS = re.compile(_STATUS_PREFIX + r"(?P<code>\d{3})\b")
 # distribution's errcode UNKNOWN is what it sends with a 500, as text or as a (maybe escaped) JSON body.
-_REGISTRY_500 = re.compile(r'\bunknown: unknown error\b|\\?"code\\?"\s*:\s*\\?"unknown\\?"', re.IGNORECASE)
+_REGISTRY_500 = re.compile(r'\bunknown: unknown error\b|\\?"code\\?"\s*:\s*\\?"unknown\\?"')
 # A bare "500 Internal Server Error" counts only next to push vocabulary: Maven, curl and friends print it too.
-_BARE_500 = re.compile(r"\b500 internal server error\b", re.IGNORECASE)
-_PUSH_CONTEXT = re.compile(r"\bpush|\bupload|\bblobs?\b|\bmanifests?\b|/v2/|\bregistry\b|\blayer", re.IGNORECASE)
+_BARE_500 = re.compile(r"\b500 internal server error\b")
+_PUSH_CONTEXT = re.compile(r"\bpush|\bupload|\bblobs?\b|\bmanifests?\b|/v2/|\bregistry\b|\blayer")
 
-_NO_SPACE = re.compile(r"no space left on device|not enough space on the disk|disk quota exceeded", re.IGNORECASE)
+_NO_SPACE = re.compile(r"no space left on device|not enough space on the disk|disk quota exceeded")
 _REGISTRY_SIDE = re.compile(
     r'\\?"(?:errors|detail)\\?"\s*:'  # the registry's JSON error body, echoed or escaped
     r"|\berr\.detail="  # the registry's own log line
@@ -166,19 +178,16 @@ _REGISTRY_SIDE = re.compile(
     r"|/var/lib/registry\b|docker/registry/v2/|\bstoragedriver\b"
     r"|" + _STATUS_PREFIX + r"\d{3}"  # it arrived as an HTTP answer
     r"|\b5\d\d internal server error\b|\bunknown: unknown error\b",
-    re.IGNORECASE,
 )
 _LOCAL_SIDE = re.compile(
     r"/var/lib/(?:docker|containerd|buildkit|containers)/|/var/tmp/|/tmp/|/home/|/workspace|jenkins_home|\b[a-z]:\\"
     r"|failed to register layer|error processing tar file|failed to solve|error response from daemon"
     r"|\[errno 28\]|\benospc\b|ioexception|filesystemexception|write error|cannot write|cannot create temp"
     r"|not enough space on the disk",
-    re.IGNORECASE,
 )
 _AUTH = re.compile(
     r"\bunauthorized\b|(?<!permission )\bdenied\b|\bforbidden\b|no basic auth credentials|authentication required"
     r"|insufficient_scope|incorrect username or password",
-    re.IGNORECASE,
 )
 _NETWORK = re.compile(
     r"connection refused|i/o timeout|no such host|tls handshake timeout|request canceled|connection reset by peer"
@@ -186,9 +195,8 @@ _NETWORK = re.compile(
     r"|connection timed out|operation timed out|x509: |server gave http response to https client"
     r"|temporary failure in name resolution|could not resolve host"
     r"|\b50[234] (?:bad gateway|service unavailable|gateway time-?out)\b",
-    re.IGNORECASE,
 )
-_LOCAL_SOCKET = re.compile(r"docker\.sock|dial unix", re.IGNORECASE)  # the local daemon, not the registry
+_LOCAL_SOCKET = re.compile(r"docker\.sock|dial unix")  # the local daemon, not the registry
 
 # Colours, cursor moves, and Jenkins' hidden console notes (ESC[8m ha:////... ESC[0m).
 _ANSI = re.compile(r"\x1b\[8mha:\S*?\x1b\[0m|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -200,51 +208,69 @@ _TIMESTAMP = re.compile(
 )
 
 
-def _line_signals(line: str) -> list[_Signal]:
-    """Everything one (colour-free) log line says, in no particular order."""
-    found: list[_Signal] = []
-    if _NO_SPACE.search(line):
+@functools.lru_cache(maxsize=4096)  # retry loops repeat the same line thousands of times
+def _line_signals(line: str, families: int = _ALL_FAMILIES) -> tuple[tuple[_Signal, int], ...]:
+    """What one lower-cased, colour-free log line says, each signal with the offset of the text saying it."""
+    found: list[tuple[_Signal, int]] = []
+    no_space = _NO_SPACE.search(line) if families & _DISK else None
+    registry_disk = False
+    if no_space:
         if _REGISTRY_SIDE.search(line):
-            found.append(_Signal.REGISTRY_DISK)
+            registry_disk = True  # it also explains this line's own 500
+            found.append((_Signal.REGISTRY_DISK, no_space.start()))
         elif _LOCAL_SIDE.search(line):
-            found.append(_Signal.LOCAL_DISK)
+            found.append((_Signal.LOCAL_DISK, no_space.start()))
         else:
-            found.append(_Signal.UNMARKED_DISK)
-    registry_disk = bool(found) and found[0] is _Signal.REGISTRY_DISK  # it explains this line's own 500
-    for match in _HTTP_STATUS.finditer(line):
+            found.append((_Signal.UNMARKED_DISK, no_space.start()))
+    for match in _HTTP_STATUS.finditer(line) if families & _STATUS else ():
         code = int(match.group("code"))
-        if code == 500:
-            if not registry_disk:
-                found.append(_Signal.STATUS_500)
+        if code == 500 and not registry_disk:
+            found.append((_Signal.STATUS_500, match.start()))
         elif code in (401, 403):
-            found.append(_Signal.AUTH)
+            found.append((_Signal.AUTH, match.start()))
         elif code in (502, 503, 504):
-            found.append(_Signal.NETWORK)
-    if not registry_disk and (_REGISTRY_500.search(line) or (_BARE_500.search(line) and _PUSH_CONTEXT.search(line))):
-        found.append(_Signal.STATUS_500)
-    if _AUTH.search(line):
-        found.append(_Signal.AUTH)
-    if _NETWORK.search(line) and not _LOCAL_SOCKET.search(line):
-        found.append(_Signal.NETWORK)
-    return found
+            found.append((_Signal.NETWORK, match.start()))
+    if families & _ERROR_500 and not registry_disk:
+        unknown = _REGISTRY_500.search(line)
+        bare = _BARE_500.search(line)
+        if unknown:
+            found.append((_Signal.STATUS_500, unknown.start()))
+        elif bare and _PUSH_CONTEXT.search(line):
+            found.append((_Signal.STATUS_500, bare.start()))
+    auth = _AUTH.search(line) if families & _AUTH_WORDS else None
+    if auth:
+        found.append((_Signal.AUTH, auth.start()))
+    network = _NETWORK.search(line) if families & _NETWORK_WORDS else None
+    if network and not _LOCAL_SOCKET.search(line):
+        found.append((_Signal.NETWORK, network.start()))
+    return tuple(found)
 
 
 def clean_line(line: str) -> str:
-    """A log line as evidence: no colours, no timestamp prefix, trimmed and bounded."""
+    """A log line as evidence: no colours, no timestamp prefix, trimmed."""
     text = _ANSI.sub("", line) if "\x1b" in line else line
     for _ in range(2):  # "[2024-...Z] 12:34:56 " has two
         text = _TIMESTAMP.sub("", text, count=1)
-    text = text.replace("\r", " ").strip()
-    if len(text) > EVIDENCE_CHARS:
-        text = text[: EVIDENCE_CHARS - 1] + "…"
-    return text
+    return text.replace("\r", " ").strip()
+
+
+def _evidence(line: str, focus: int) -> str:
+    """The whole line if short, else EVIDENCE_CHARS of it around ``focus`` (the deciding match)."""
+    text = clean_line(line)
+    if len(text) <= EVIDENCE_CHARS:
+        return text
+    focus = max(0, focus - max(0, line.replace("\r", " ").find(text)))  # cleaning removed a prefix
+    width = EVIDENCE_CHARS - 2  # room for the ellipses
+    start = max(0, min(focus - EVIDENCE_CONTEXT_CHARS, len(text) - width))
+    excerpt = text[start : start + width]
+    return ("…" if start > 0 else "") + excerpt + ("…" if start + width < len(text) else "")
 
 
 @dataclass
 class _Findings:
     lines: int = 0  # newlines seen so far
     counts: dict[_Signal, int] = field(default_factory=dict)
-    last: dict[_Signal, tuple[int, str]] = field(default_factory=dict)  # signal -> (line number, raw line)
+    last: dict[_Signal, tuple[int, str, int]] = field(default_factory=dict)  # signal -> (line number, line, focus)
 
     def scan_block(self, block: str) -> None:
         """Scan text that ends at a line boundary (or at a forced cut of an over-long line)."""
@@ -255,10 +281,13 @@ class _Findings:
             block = block.replace("\u0130", "I")
             lower = block.lower()
         hits: dict[int, list[int]] = {}  # line start -> offsets of its first hit per keyword
-        for keyword in _KEYWORDS:
+        families: dict[int, int] = {}  # line start -> the pattern families its keywords call for
+        for keyword, family in _KEYWORDS:
             at = lower.find(keyword)
             while at != -1:
-                hits.setdefault(lower.rfind("\n", 0, at) + 1, []).append(at)
+                line_start = lower.rfind("\n", 0, at) + 1
+                hits.setdefault(line_start, []).append(at)
+                families[line_start] = families.get(line_start, 0) | family
                 end = lower.find("\n", at)
                 if end == -1:
                     break
@@ -271,25 +300,24 @@ class _Findings:
             end = block.find("\n", start)
             end = len(block) if end == -1 else end
             if end - start <= LONG_LINE_CHARS:
-                pieces = [block[start:end]]
+                spans, wanted = [(start, end)], families[start]
             else:  # progress bars joined by \r, a blob: read around each keyword, not a megabyte of text
-                pieces = [self._window(block, start, end, at) for at in hits[start]]
+                spans, wanted = [self._window(block, start, end, at) for at in hits[start]], _ALL_FAMILIES
             seen: set[_Signal] = set()
-            for piece in pieces:
-                for signal in _line_signals(piece):
+            for left, right in spans:
+                for signal, focus in _line_signals(lower[left:right], wanted):
                     if signal not in seen:
                         seen.add(signal)
                         self.counts[signal] = self.counts.get(signal, 0) + 1
-                        self.last[signal] = (number + 1, piece)
+                        self.last[signal] = (number + 1, block[left:right], focus)
         self.lines += block.count("\n")
 
     @staticmethod
-    def _window(block: str, start: int, end: int, at: int) -> str:
-        """The \r-delimited segment around offset ``at``, at most a little before it and more after."""
+    def _window(block: str, start: int, end: int, at: int) -> tuple[int, int]:
+        """The \r-delimited span around offset ``at``, at most a little before it and more after."""
         left = max(start, at - WINDOW_BEFORE_CHARS, block.rfind("\r", start, at) + 1)
         cr = block.find("\r", at, end)
-        right = min(end, at + WINDOW_AFTER_CHARS, end if cr == -1 else cr)
-        return block[left:right]
+        return left, min(end, at + WINDOW_AFTER_CHARS, end if cr == -1 else cr)
 
     def result(self, *, partial_last_line: bool) -> Classification:
         scanned = self.lines + (1 if partial_last_line else 0)
@@ -302,11 +330,11 @@ class _Findings:
             category = _CATEGORY[signal]
             if category != _CATEGORY[winner] and category not in also:
                 also.append(category)
-        number, line = self.last[winner]
+        number, line, focus = self.last[winner]
         return Classification(
             _CATEGORY[winner],
             _EXPLANATIONS[winner],
-            evidence=clean_line(line),
+            evidence=_evidence(line, focus),
             line=number,
             also_seen=tuple(also),
             lines_scanned=scanned,
