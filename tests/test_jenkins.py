@@ -220,9 +220,11 @@ def test_secrets_are_registered(jenkins: FakeJenkins) -> None:
     assert redact(base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()) == MASK
 
 
-def test_bad_url() -> None:
-    with pytest.raises(UsageError):
-        JenkinsClient("jenkins.example:8080")
+@pytest.mark.parametrize("url", ["jenkins.example:8080", "ftp://jenkins.example/", "http://jenkins.example:80a/"])
+def test_bad_url(url: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        JenkinsClient(url)
+    assert "is not an http(s) URL" in str(caught.value)
 
 
 # --- flags -------------------------------------------------------------------------------------------------------

@@ -112,15 +112,20 @@ class JenkinsClient:
 
     def __init__(
         self, url: str, user: str | None = None, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
-    ):
+    ) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"the Jenkins URL {redact(url)!r} is not an http(s) URL", hint="e.g. https://ci.example/")
         register_secret(parts.password)
         register_secret(token)
         if user and token:
             register_secret(base64.b64encode(f"{user}:{token}".encode()).decode())
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+            parts = parts._replace(scheme="")  # refused just below
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"the Jenkins URL {redact(url)!r} is not an http(s) URL", hint="e.g. https://ci.example/")
+        host = parts.hostname + (f":{port}" if port else "")
         self.url = f"{parts.scheme}://{host}{parts.path.rstrip('/')}/"  # for messages: no user:password
         self.user = user
         self._server: Any = jenkins.Jenkins(url, username=user, password=token, timeout=timeout)

@@ -242,9 +242,10 @@ class _BoundedRateLimitRetry(RateLimitErrorRetryHandler):
         assert response is not None
         values = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"])
         try:
-            wait = float(values[0])
+            wait = int(values[0])  # what the parent's prepare_for_next_attempt will parse
         except (ValueError, IndexError):
-            wait = 1.0
+            log.warning("Slack sent an unreadable Retry-After %r; not retrying", values)
+            return False
         if wait > self.max_wait:
             log.warning("Slack asks to wait %gs before retrying (limit %gs); not retrying", wait, self.max_wait)
             return False
