@@ -1,41 +1,103 @@
-"""Demo: a local registry full of CI tags, planned and pruned by registry-prune."""
+"""Demo: the disk-full incident from the seed write-up, recovered by registry-prune.
+
+1. Start Debian's docker-registry on 127.0.0.1 with its storage on a 64 MiB tmpfs.
+2. Push CI builds (3.3.0-alpha.N) with skopeo until a push fails with a 500.
+3. Run `registry-prune recover`: prune old alphas, garbage-collect, restart the
+   registry, retry the push and verify it, report to a local Slack stand-in.
+4. Clean up: stop only the registry it started, unmount the tmpfs.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.images import Pusher, list_tags
-from tests.support.registry import RegistryServer
+from tests.support.fake_slack import FakeSlack
+from tests.support.images import list_tags
+from tests.support.scenario import DiskFullRegistry, OciLayout
+
+REPO = "team/app"
+LAYER = 4 * 1024 * 1024
 
 
-def run(*args: str) -> int:
-    print(f"\n$ registry-prune {' '.join(args)}", flush=True)
-    return subprocess.run([sys.executable, "-m", "pipeline_step", *args], check=False).returncode
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="registry-prune-demo-") as work:
-        server = RegistryServer(workdir=Path(work), storage=Path(work) / "storage").start()
+    with tempfile.TemporaryDirectory(prefix="registry-prune-demo-") as work_dir:
+        work = Path(work_dir)
+        say("starting docker-registry on a 64 MiB filesystem")
         try:
-            print(f"local registry on {server.url} (delete enabled, storage in {work})")
-            with Pusher(server.url) as pusher:
-                for n in range(1, 41):
-                    pusher.image("team/app", f"3.3.0-alpha.{n}")
-                for release in ("3.1.0", "3.2.0"):
-                    pusher.image("team/app", release)
-                pusher.tag("team/app", "3.3.0-alpha.40", "latest")
-            print(f"pushed {len(list_tags(server.url, 'team/app'))} tags to team/app")
-            common = ["--registry", server.url, "--repo", "team/app", "--match", "alpha", "--keep", "10"]
-            if run("plan", *common) != 0:
-                return 1
-            code = run("prune", *common)
-            print(f"\ntags left: {', '.join(list_tags(server.url, 'team/app'))}")
+            registry = DiskFullRegistry(work / "registry").__enter__()
+        except RuntimeError as exc:
+            print(f"cannot set up the small filesystem: {exc}", file=sys.stderr)
+            return 1
+        try:
+            assert registry.disk is not None
+            print(f"registry {registry.url}, storage {registry.storage} ({registry.disk.kind})")
+            layout = OciLayout(work / "oci")
+            for release in ("3.1.0", "3.2.0"):
+                layout.add(release, 64 * 1024)
+                subprocess.run(layout.push_command(release, registry.host, REPO), shell=True, check=True)
+            say("CI pushes a 4 MiB build per commit until the disk is full")
+            failed_tag, failed_log = "", ""
+            for n in range(1, 64):
+                tag = f"3.3.0-alpha.{n}"
+                layout.add(tag, LAYER)
+                push = subprocess.run(
+                    layout.push_command(tag, registry.host, REPO),
+                    shell=True,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                free = registry.disk.free_bytes() // 1024
+                print(f"push {REPO}:{tag}: {'ok' if push.returncode == 0 else 'FAILED'} ({free} KiB free)")
+                if push.returncode != 0:
+                    failed_tag, failed_log = tag, push.stderr.strip()
+                    break
+            print(f"\nthe deploy stage fails like the seed incident:\n  {failed_log.splitlines()[-1]}")
+            console = work / "console.log"
+            console.write_text(failed_log + "\n")
+            report = work / "recover.json"
+            with FakeSlack() as slack:
+                flags = {
+                    "--registry": registry.url,
+                    "--repo": REPO,
+                    "--match": "alpha",
+                    "--keep": "5",
+                    "--console-log": str(console),
+                    "--disk": f"path:{registry.storage}",
+                    "--min-free": "20%",
+                    "--gc-cmd": registry.gc_command(),
+                    "--restart-cmd": registry.ctl("restart"),
+                    "--push-cmd": layout.push_command(failed_tag, registry.host, REPO),
+                    "--json": str(report),
+                }
+                arguments = [word for pair in flags.items() for word in pair]
+                say("registry-prune recover " + shlex.join(arguments))
+                # The webhook URL is a secret: it goes in the environment, never on the command line.
+                env = {**os.environ, "SLACK_WEBHOOK_URL": slack.webhook_url}
+                command = [sys.executable, "-m", "pipeline_step", "recover", *arguments]
+                code = subprocess.run(command, check=False, env=env).returncode
+                posts = slack.posts
+            say("result")
+            document = json.loads(report.read_text())
+            print(f"exit code {code}; outcome {document['outcome']}; {len(document['deleted'])} tags deleted")
+            print(f"free space: {document['free_bytes_before']} -> {document['free_bytes_final']} bytes")
+            print(f"tags now on {REPO}: {', '.join(list_tags(registry.url, REPO))}")
+            if posts:
+                print(f"Slack got 1 message: {posts[0].get('text', '')}")
             return code
         finally:
-            server.stop()
+            say("cleaning up: stopping the demo registry, unmounting its filesystem")
+            registry.__exit__()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: set up, start a throw-away local
-# registry, fill it with CI tags, and let registry-prune clean it up.
+# The main job on an embedded default: set up, then reproduce the disk-full
+# push failure on a throw-away local registry and let registry-prune recover it.
+# Mounting the small tmpfs needs root, so the demo itself runs under sudo when
+# you are not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec .venv/bin/python -m scripts.demo "$@"
+if [ "$(id -u)" -eq 0 ]; then
+  exec .venv/bin/python -m scripts.demo "$@"
+fi
+exec sudo --preserve-env=PATH .venv/bin/python -m scripts.demo "$@"

@@ -8,8 +8,8 @@ if [ -z "${JAVA_HOME:-}" ]; then
   JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
   export JAVA_HOME
 fi
-.venv/bin/ruff check pipeline_step tests benchmarks
-.venv/bin/ruff format --check pipeline_step tests benchmarks
+.venv/bin/ruff check pipeline_step tests benchmarks scripts
+.venv/bin/ruff format --check pipeline_step tests benchmarks scripts
 .venv/bin/mypy pipeline_step
 # pytest exits 5 when it collects no tests; set -e turns that into a failure.
 .venv/bin/python -m pytest "$@"

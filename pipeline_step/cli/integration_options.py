@@ -127,7 +127,8 @@ def add_disk_options(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE|PCT",
         type=_min_free,
         default=FreeSpaceThreshold.parse(DEFAULT_MIN_FREE),
-        help=f"the disk counts as low below this much free space, e.g. 10%% or 5GiB (default: {DEFAULT_MIN_FREE})",
+        help="the disk counts as low below this much free space, e.g. 10%% or 5GiB "
+        f"(default: {DEFAULT_MIN_FREE.replace('%', '%%')})",
     )
 
 

@@ -359,6 +359,24 @@ class RegistryClient:
             self._raise(response, f"check blob {digest}", repository=repository)
         return True
 
+    def blob_readable(self, repository: str, digest: str) -> bool:
+        """Read the first byte of a blob. Unlike HEAD, this touches the stored data,
+        so a blob answered from a stale cache after GC shows up as missing."""
+        response = self._send(
+            "GET",
+            f"/v2/{quote(repository, safe='/')}/blobs/{digest}",
+            scope=f"repository:{repository}:pull",
+            headers={"Range": "bytes=0-0"},
+            follow_redirects=True,
+        )
+        if response.status in (200, 206):
+            return True
+        if response.status == 416:  # an empty blob has no first byte
+            return self.blob_exists(repository, digest)
+        if response.status == 404:
+            return False
+        self._raise(response, f"read blob {digest}", repository=repository)
+
     def delete_manifest(self, repository: str, digest: str) -> DeleteResult:
         """DELETE a manifest by digest. Never by tag: that is refused before sending."""
         if not is_digest(digest):

@@ -1,0 +1,144 @@
+"""Retry the failed push, then prove the image on the registry is whole.
+
+The push is the operator's own command (``docker push``, ``skopeo copy``...),
+retried a bounded number of times with backoff. A push that "succeeds" is then
+verified: its manifest, every child of an index, and every blob are read back
+from the registry. This catches a layer the client skipped because a stale
+blob cache said it existed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
+
+from pipeline_step.errors import NotFoundError, RegistryError
+from pipeline_step.integrations.classify import Category, classify_text
+from pipeline_step.integrations.shell import CommandResult, run_command
+from pipeline_step.registry.client import RegistryClient
+from pipeline_step.registry.digest import is_digest
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    repository: str
+    reference: str  # a tag or a digest
+
+    def __str__(self) -> str:
+        separator = "@" if is_digest(self.reference) else ":"
+        return f"{self.repository}{separator}{self.reference}"
+
+
+def parse_image_ref(text: str, registry_url: str | None = None) -> ImageRef:
+    """``[host[:port]/]repo[:tag|@digest]`` -> ImageRef (the host, when given, must be the registry's)."""
+    value = text.removeprefix("docker://")
+    host = urlsplit(registry_url).netloc if registry_url else None
+    if host and value.startswith(host + "/"):
+        value = value[len(host) + 1 :]
+    if "@" in value:
+        repository, reference = value.split("@", 1)
+    else:
+        last = value.rsplit("/", 1)[-1]
+        if ":" in last:
+            repository, reference = value.rsplit(":", 1)
+        else:
+            repository, reference = value, "latest"
+    return ImageRef(repository, reference)
+
+
+def infer_image_ref(command: str, registry_url: str) -> ImageRef | None:
+    """Find the pushed image in a push command: the last word naming this registry."""
+    host = urlsplit(registry_url).netloc
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for word in reversed(words):
+        candidate = word.removeprefix("docker://")
+        if candidate.startswith(host + "/"):
+            return parse_image_ref(candidate, registry_url)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PushAttempt:
+    number: int
+    exit_code: int
+    seconds: float
+    tail: str
+    category: str
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked_blobs: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PushResult:
+    attempts: list[PushAttempt] = field(default_factory=list)
+    succeeded: bool = False
+    verify: VerifyResult | None = None
+    gave_up: str | None = None
+
+
+def run_push(
+    command: str,
+    *,
+    attempts: int = 3,
+    backoff: float = 5.0,
+    timeout: float = 3600.0,
+    echo: Callable[[str], None] = lambda line: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PushResult:
+    """Run ``command`` until it exits 0, at most ``attempts`` times, backing off between tries."""
+    result = PushResult()
+    for number in range(1, attempts + 1):
+        echo(f"push attempt {number}/{attempts}: $ {command}")
+        outcome: CommandResult = run_command(command, timeout=timeout, echo=lambda line: echo(f"push: {line}"))
+        category = Category.UNKNOWN if outcome.ok else classify_text(outcome.output).category
+        result.attempts.append(PushAttempt(number, outcome.exit_code, outcome.seconds, outcome.tail(), category.value))
+        if outcome.ok:
+            result.succeeded = True
+            return result
+        if category in (Category.AUTH, Category.AGENT_DISK_FULL):
+            # Retrying cannot fix these; say so instead of burning the attempts.
+            result.gave_up = f"the push failed with {category.value}; retrying cannot fix that"
+            return result
+        if number < attempts:
+            sleep(backoff * number)
+    return result
+
+
+def verify_image(client: RegistryClient, image: ImageRef) -> VerifyResult:
+    """Read back the manifest, index children and every blob; any miss fails verification."""
+    result = VerifyResult(ok=True)
+    try:
+        top = client.get_manifest(image.repository, image.reference).manifest
+    except RegistryError as exc:
+        return VerifyResult(ok=False, problems=[f"manifest {image}: {exc}"])
+    manifests = [top]
+    for child in top.children:
+        try:
+            manifests.append(client.get_manifest(image.repository, child.digest).manifest)
+        except RegistryError as exc:
+            result.problems.append(f"child manifest {child.digest}: {exc}")
+    seen: set[str] = set()
+    for manifest in manifests:
+        for blob in manifest.blobs():
+            if blob.digest in seen:
+                continue
+            seen.add(blob.digest)
+            try:
+                if not client.blob_readable(image.repository, blob.digest):
+                    result.problems.append(f"blob {blob.digest} cannot be read")
+            except (NotFoundError, RegistryError) as exc:
+                result.problems.append(f"blob {blob.digest}: {exc}")
+    result.checked_blobs = len(seen)
+    result.ok = not result.problems
+    return result

@@ -1,0 +1,241 @@
+"""The JSON report of ``recover`` and the Slack summary built from the same facts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from pipeline_step import __version__
+from pipeline_step.execution.executor import Status
+from pipeline_step.integrations.gc import GcResult
+from pipeline_step.integrations.slack import BuildContext, RecoverySummary
+from pipeline_step.recover import Recovery
+from pipeline_step.redact import redact
+from pipeline_step.report import Entry
+
+
+class ClassificationReport(BaseModel):
+    category: str
+    explanation: str
+    evidence: str | None = None
+
+
+class CommandReport(BaseModel):
+    command: str
+    exit_code: int
+    seconds: float
+
+
+class GcReport(BaseModel):
+    commands: list[CommandReport] = Field(default_factory=list)
+    ok: bool
+    blobs_marked: int | None = None
+    blobs_deleted: int | None = None
+    manifests_deleted: int | None = None
+    free_bytes_before: int | None = None
+    free_bytes_after: int | None = None
+    freed_bytes: int | None = None
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class RoundReport(BaseModel):
+    keep_cap: int | None
+    planned_manifests: int
+    deleted_tags: int
+    predicted_reclaim_bytes: int | None
+    free_bytes_after: int | None
+    gc: GcReport | None = None
+
+
+class PushAttemptReport(BaseModel):
+    number: int
+    exit_code: int
+    seconds: float
+    category: str
+
+
+class PushReport(BaseModel):
+    command: str
+    attempts: list[PushAttemptReport]
+    succeeded: bool
+    verified: bool | None = None
+    checked_blobs: int | None = None
+    problems: list[str] = Field(default_factory=list)
+    gave_up: str | None = None
+
+
+class SlackReport(BaseModel):
+    delivered: bool
+    destination: str
+    warning: str | None = None
+
+
+class RecoveryReport(BaseModel):
+    tool: str = "registry-prune"
+    version: str = __version__
+    command: str = "recover"
+    registry: str
+    repositories: list[str] = Field(default_factory=list)
+    dry_run: bool
+    outcome: str  # recovered | pruned | dry-run | nothing-to-do | cannot-help | push-failed | gc-failed | failed
+    exit_code: int
+    message: str
+    error: str | None = None
+    trigger: str | None = None
+    classification: ClassificationReport | None = None
+    started_at: datetime
+    finished_at: datetime
+    disk_probe: str | None = None
+    total_bytes: int | None = None
+    free_bytes_before: int | None = None
+    free_bytes_after: int | None = None  # after pruning and garbage collection
+    freed_bytes: int | None = None  # measured: free after minus free before
+    free_bytes_final: int | None = None  # at the end, after the push
+    predicted_reclaim_bytes: int | None = None  # what the plans said GC would free
+    deleted: list[Entry] = Field(default_factory=list)
+    skipped: list[Entry] = Field(default_factory=list)
+    failed: list[Entry] = Field(default_factory=list)
+    rounds: list[RoundReport] = Field(default_factory=list)
+    gc_ran: bool = False
+    undo_window_closed: bool = False
+    audit_log: str | None = None
+    push_attempts: int = 0
+    push_succeeded: bool | None = None
+    push: PushReport | None = None
+    slack: SlackReport | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(redact(self.model_dump_json(indent=2)) + "\n", encoding="utf-8")
+        temporary.replace(path)
+
+
+def _gc_report(result: GcResult) -> GcReport:
+    summary = result.summary
+    return GcReport(
+        commands=[
+            CommandReport(command=s.command, exit_code=s.exit_code, seconds=round(s.seconds, 3)) for s in result.steps
+        ],
+        ok=result.ok,
+        blobs_marked=summary.blobs_marked if summary else None,
+        blobs_deleted=summary.blobs_eligible if summary else None,
+        manifests_deleted=summary.manifests_eligible if summary else None,
+        free_bytes_before=result.before.free_bytes if result.before else None,
+        free_bytes_after=result.after.free_bytes if result.after else None,
+        freed_bytes=result.freed_bytes,
+        warnings=result.warnings,
+        error=str(result.error) if result.error else None,
+    )
+
+
+def _entries(recovery: Recovery, statuses: tuple[Status, ...]) -> list[Entry]:
+    entries: list[Entry] = []
+    for round_ in recovery.rounds:
+        if round_.execution is None:
+            if Status.DELETED in statuses and recovery.dry_run:
+                entries.extend(
+                    Entry(repository=r, tag=t, digest=d, reason="planned (dry run)") for r, t, d in round_.deleted_tags
+                )
+            continue
+        for outcome in round_.execution.outcomes:
+            if outcome.status in statuses:
+                step = outcome.step
+                reason = step.reason if outcome.status is Status.DELETED else outcome.detail
+                entries.extend(
+                    Entry(repository=step.repository, tag=tag, digest=step.digest, reason=reason)
+                    for tag in (step.tags or (None,))
+                )
+    return entries
+
+
+def build_recovery_report(recovery: Recovery, *, audit_log: Path | None = None) -> RecoveryReport:
+    before, after = recovery.disk_before, recovery.disk_after
+    found = recovery.classification
+    repositories = sorted({p.repository for r in recovery.rounds for p in r.plan.repositories})
+    report = RecoveryReport(
+        registry=recovery.registry,
+        repositories=repositories,
+        dry_run=recovery.dry_run,
+        outcome=recovery.outcome,
+        exit_code=int(recovery.exit_code),
+        message=recovery.message,
+        error=str(recovery.error) if recovery.error else None,
+        trigger=recovery.trigger,
+        classification=ClassificationReport(
+            category=found.category.value, explanation=found.explanation, evidence=found.evidence
+        )
+        if found
+        else None,
+        started_at=recovery.started_at,
+        finished_at=datetime.now(timezone.utc),
+        disk_probe=before.source if before else None,
+        total_bytes=before.total_bytes if before else None,
+        free_bytes_before=before.free_bytes if before else None,
+        free_bytes_after=after.free_bytes if after else None,
+        freed_bytes=after.free_bytes - before.free_bytes if before and after else None,
+        free_bytes_final=recovery.disk_final.free_bytes if recovery.disk_final else None,
+        predicted_reclaim_bytes=recovery.predicted_bytes if recovery.rounds else None,
+        deleted=_entries(recovery, (Status.DELETED, Status.ALREADY_GONE)),
+        skipped=_entries(recovery, (Status.SKIPPED,)),
+        failed=_entries(recovery, (Status.FAILED, Status.NOT_ATTEMPTED)),
+        gc_ran=recovery.gc_ran,
+        undo_window_closed=recovery.gc_ran,
+        audit_log=str(audit_log) if audit_log else None,
+        notes=list(recovery.notes),
+    )
+    for round_ in recovery.rounds:
+        report.rounds.append(
+            RoundReport(
+                keep_cap=round_.keep_cap,
+                planned_manifests=round_.plan.step_count,
+                deleted_tags=len(round_.deleted_tags),
+                predicted_reclaim_bytes=round_.plan.reclaim.bytes if round_.plan.reclaim else None,
+                free_bytes_after=round_.free_after.free_bytes if round_.free_after else None,
+                gc=_gc_report(round_.gc) if round_.gc is not None else None,
+            )
+        )
+    push = recovery.push
+    if push is not None:
+        report.push_attempts = len(push.attempts)
+        report.push_succeeded = push.succeeded and (push.verify is None or push.verify.ok)
+        report.push = PushReport(
+            command="(see the job configuration)",
+            attempts=[
+                PushAttemptReport(
+                    number=a.number, exit_code=a.exit_code, seconds=round(a.seconds, 3), category=a.category
+                )
+                for a in push.attempts
+            ],
+            succeeded=push.succeeded,
+            verified=push.verify.ok if push.verify else None,
+            checked_blobs=push.verify.checked_blobs if push.verify else None,
+            problems=push.verify.problems if push.verify else [],
+            gave_up=push.gave_up,
+        )
+    return report
+
+
+def slack_summary(report: RecoveryReport, build: BuildContext | None = None) -> RecoverySummary:
+    deleted = [f"{e.repository}:{e.tag}" for e in report.deleted if e.tag is not None]
+    return RecoverySummary(
+        outcome=report.message,
+        success=report.exit_code == 0,
+        trigger=report.trigger,
+        registry=report.registry,
+        repositories=report.repositories,
+        deleted_tags=deleted,
+        bytes_freed=report.freed_bytes,
+        bytes_predicted=report.predicted_reclaim_bytes,
+        push_attempted=report.push is not None,
+        push_succeeded=report.push_succeeded,
+        push_attempts=report.push_attempts,
+        dry_run=report.dry_run,
+        gc_ran=report.gc_ran,
+        undo_window_closed=report.undo_window_closed,
+        build=build or BuildContext.from_env(),
+        error=report.error,
+    )

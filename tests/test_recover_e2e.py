@@ -1,0 +1,201 @@
+"""Issue 3 acceptance: a registry whose disk filled up, recovered end to end.
+
+Real parts only: Debian's docker-registry on a 64 MiB tmpfs, skopeo pushing
+until the registry answers 500, the real `garbage-collect`, a restart through
+a shell command, and a local stand-in for Slack's incoming webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.support.fake_slack import FakeSlack
+from tests.support.images import list_tags, resolve
+from tests.support.scenario import DiskFullRegistry, OciLayout, pull_blobs
+
+LAYER = 4 * 1024 * 1024
+REPO = "team/app"
+
+
+@dataclass
+class FullDisk:
+    registry: DiskFullRegistry
+    layout: OciLayout
+    failed_tag: str
+    failed_log: str
+    protected: dict[str, str]  # tag -> digest
+
+
+def fill_until_500(registry: DiskFullRegistry, layout: OciLayout) -> tuple[str, str]:
+    for n in range(1, 64):
+        tag = f"3.3.0-alpha.{n}"
+        layout.add(tag, LAYER)
+        push = subprocess.run(
+            layout.push_command(tag, registry.host, REPO), shell=True, capture_output=True, text=True, check=False
+        )
+        if push.returncode != 0:
+            return tag, push.stdout + push.stderr
+    raise AssertionError("the registry never filled up")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
+    with DiskFullRegistry(tmp_path / "registry") as registry:
+        layout = OciLayout(tmp_path / "oci")
+        protected = {}
+        for tag in ("3.1.0", "3.2.0"):
+            layout.add(tag, 64 * 1024)
+            subprocess.run(layout.push_command(tag, registry.host, REPO), shell=True, check=True)
+            protected[tag] = resolve(registry.url, REPO, tag) or ""
+        failed_tag, failed_log = fill_until_500(registry, layout)
+        assert "received unexpected HTTP status: 500 Internal Server Error" in failed_log
+        yield FullDisk(registry, layout, failed_tag, failed_log, protected)
+
+
+def test_recover_frees_space_restarts_and_gets_the_push_through(full_disk: FullDisk, tmp_path: Path) -> None:
+    registry, layout = full_disk.registry, full_disk.layout
+    assert registry.disk is not None
+    before = registry.disk.free_bytes()
+    report_path = tmp_path / "report.json"
+    with FakeSlack() as slack:
+        result = run_cli(
+            "recover",
+            "--registry",
+            registry.url,
+            "--repo",
+            REPO,
+            "--match",
+            "alpha",
+            "--keep",
+            "5",
+            "--push-cmd",
+            layout.push_command(full_disk.failed_tag, registry.host, REPO),
+            "--push-backoff",
+            "0.2",
+            "--gc-cmd",
+            registry.gc_command(),
+            "--restart-cmd",
+            registry.ctl("restart"),
+            "--disk",
+            f"path:{registry.storage}",
+            "--min-free",
+            "20%",
+            "--slack-webhook",
+            slack.webhook_url,
+            "--json",
+            str(report_path),
+            env={"BUILD_URL": "https://jenkins.example/job/app/7/", "JOB_NAME": "app", "BUILD_NUMBER": "7"},
+        )
+        posts = slack.posts
+    assert result.code == 0, result.output
+    after = registry.disk.free_bytes()
+    report = json.loads(report_path.read_text())
+
+    # The push went through and the image on the registry is exactly the source.
+    assert report["outcome"] == "recovered" and report["push_succeeded"] is True
+    assert report["push"]["verified"] is True
+    assert full_disk.failed_tag in list_tags(registry.url, REPO)
+    pulled = pull_blobs(registry.host, REPO, full_disk.failed_tag)
+    assert pulled == layout.blobs[full_disk.failed_tag]
+
+    # Protected tags untouched; only old alphas went.
+    tags = list_tags(registry.url, REPO)
+    for tag, digest in full_disk.protected.items():
+        assert resolve(registry.url, REPO, tag) == digest
+    alphas = sorted((t for t in tags if "alpha" in t), key=lambda t: int(t.rsplit(".", 1)[1]))
+    newest = int(full_disk.failed_tag.rsplit(".", 1)[1])
+    assert alphas == [f"3.3.0-alpha.{n}" for n in range(newest - 5, newest + 1)]
+    deleted = {e["tag"] for e in report["deleted"]}
+    assert deleted == {f"3.3.0-alpha.{n}" for n in range(1, newest - 5)}
+
+    # The report's disk figures are what df says, before and after.
+    assert report["trigger"] == "low-disk"
+    assert report["free_bytes_before"] == before
+    assert report["free_bytes_final"] == after
+    assert report["freed_bytes"] > (newest - 6) * LAYER * 0.9
+    assert report["predicted_reclaim_bytes"] >= (newest - 6) * LAYER
+    assert report["gc_ran"] is True and report["undo_window_closed"] is True
+    assert "undo window" in result.stdout
+
+    # Slack received exactly one message, about this build.
+    assert len(posts) == 1
+    message = json.dumps(posts[0])
+    assert "https://jenkins.example/job/app/7/" in message
+    assert full_disk.failed_tag not in {e["tag"] for e in report["deleted"]}
+
+
+def test_agent_disk_full_log_means_recover_deletes_nothing(full_disk: FullDisk, tmp_path: Path) -> None:
+    registry = full_disk.registry
+    log = tmp_path / "console.log"
+    log.write_text(
+        "+ docker build -t app .\nERROR: failed to solve: write /var/lib/docker/tmp/buildkit-mount12/x: "
+        "no space left on device\n"
+    )
+    before = list_tags(registry.url, REPO)
+    result = run_cli(
+        "recover",
+        "--registry",
+        registry.url,
+        "--repo",
+        REPO,
+        "--match",
+        "alpha",
+        "--keep",
+        "5",
+        "--console-log",
+        str(log),
+        "--disk",
+        f"path:{registry.storage}",
+        "--gc-cmd",
+        registry.gc_command(),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
+    assert result.code == 10, result.output
+    assert "cannot help" in result.stdout
+    assert list_tags(registry.url, REPO) == before
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["outcome"] == "cannot-help" and report["deleted"] == []
+
+
+def test_seed_log_triggers_and_dry_run_changes_nothing(full_disk: FullDisk, tmp_path: Path) -> None:
+    registry = full_disk.registry
+    log = tmp_path / "console.log"
+    log.write_text(full_disk.failed_log)
+    before = list_tags(registry.url, REPO)
+    assert registry.disk is not None
+    free = registry.disk.free_bytes()
+    result = run_cli(
+        "recover",
+        "--dry-run",
+        "--registry",
+        registry.url,
+        "--repo",
+        REPO,
+        "--match",
+        "alpha",
+        "--keep",
+        "5",
+        "--console-log",
+        str(log),
+        "--gc-cmd",
+        registry.gc_command(),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
+    assert result.code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["trigger"] == "registry-500"
+    assert report["outcome"] == "dry-run" and report["gc_ran"] is False
+    assert len(report["deleted"]) == len(before) - 2 - 5
+    assert list_tags(registry.url, REPO) == before
+    assert registry.disk.free_bytes() == free
+    assert os.path.exists(registry.pidfile)
