@@ -114,7 +114,7 @@ class RecoveryReport(BaseModel):
         temporary.replace(path)
 
 
-def _gc_report(result: GcResult) -> GcReport:
+def gc_report(result: GcResult) -> GcReport:
     summary = result.summary
     return GcReport(
         commands=[
@@ -195,7 +195,7 @@ def build_recovery_report(recovery: Recovery, *, audit_log: Path | None = None) 
                 deleted_tags=len(round_.deleted_tags),
                 predicted_reclaim_bytes=round_.plan.reclaim.bytes if round_.plan.reclaim else None,
                 free_bytes_after=round_.free_after.free_bytes if round_.free_after else None,
-                gc=_gc_report(round_.gc) if round_.gc is not None else None,
+                gc=gc_report(round_.gc) if round_.gc is not None else None,
             )
         )
     push = recovery.push

@@ -106,8 +106,6 @@ def register(commands: Subcommands[Parser]) -> None:
 
 
 def _classification(args: argparse.Namespace) -> Classification | None:
-    if args.console_log and args.jenkins_build:
-        raise UsageError("give either --console-log or --jenkins-build, not both")
     if args.console_log or args.jenkins_build:
         return classify_cmd.classify_source(args)[1]
     return None

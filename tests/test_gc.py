@@ -1,0 +1,94 @@
+"""`registry-prune gc`: the safe order, the summary, measured bytes, and failures."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from pipeline_step.integrations.gc import GcCommands, parse_gc_summary, run_gc
+from tests.conftest import SeededApp, run_cli
+from tests.support.registry import RegistryServer
+
+
+def test_gc_summary_is_parsed() -> None:
+    output = (
+        "team/app\nteam/app: marking manifest sha256:ab\n\n"
+        "12 blobs marked, 30 blobs and 2 manifests eligible for deletion\n"
+    )
+    summary = parse_gc_summary(output)
+    assert summary is not None
+    assert (summary.blobs_marked, summary.blobs_eligible, summary.manifests_eligible) == (12, 30, 2)
+    assert parse_gc_summary("nothing here") is None
+
+
+def test_order_is_readonly_gc_restart_and_restart_runs_after_a_failed_gc(tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+
+    def step(name: str, code: int = 0) -> str:
+        return f"echo {name} >> {shlex.quote(str(journal))}; exit {code}"
+
+    result = run_gc(GcCommands(step("gc", 3), restart=step("restart"), readonly=step("readonly")))
+    assert journal.read_text().split() == ["readonly", "gc", "restart"]
+    assert not result.ok and "exited 3" in str(result.error)
+    journal.unlink()
+    failed_readonly = run_gc(GcCommands(step("gc"), restart=step("restart"), readonly=step("readonly", 1)))
+    # Never collect while the registry may still take pushes; still bring it back with the restart.
+    assert journal.read_text().split() == ["readonly", "restart"]
+    assert not failed_readonly.ok
+
+
+def test_delete_untagged_only_when_asked_and_warned_about_indexes(tmp_path: Path) -> None:
+    seen = tmp_path / "args"
+    command = f"{shlex.quote(sys.executable)} -c 'import sys; print(sys.argv[1:])' >> {shlex.quote(str(seen))} gc cfg"
+    run_gc(GcCommands(command))
+    result = run_gc(GcCommands(command, delete_untagged=True), has_indexes=True)
+    lines = seen.read_text().splitlines()
+    assert "--delete-untagged" not in lines[0]
+    assert any("untagged children" in w for w in result.warnings)
+
+
+def test_gc_command_on_a_real_registry_measures_freed_bytes(
+    registry: RegistryServer, seeded: SeededApp, tmp_path: Path
+) -> None:
+    prune = run_cli(
+        "prune",
+        "--registry",
+        registry.url,
+        "--repo",
+        "team/app",
+        "--match",
+        "alpha",
+        "--keep",
+        "10",
+        "--json",
+        str(tmp_path / "prune.json"),
+    )
+    assert prune.code == 0, prune.output
+    registry.write_config()
+    gc_cmd = shlex.join(["docker-registry", "garbage-collect", str(registry.config_path)])
+    result = run_cli(
+        "gc",
+        "--gc-cmd",
+        gc_cmd,
+        "--disk",
+        f"path:{registry.storage}",
+        "--predicted-from",
+        str(tmp_path / "prune.json"),
+        "--json",
+        str(tmp_path / "gc.json"),
+    )
+    assert result.code == 0, result.output
+    report = json.loads((tmp_path / "gc.json").read_text())
+    predicted = json.loads((tmp_path / "prune.json").read_text())["predicted_reclaim_bytes"]
+    assert report["predicted_reclaim_bytes"] == predicted
+    assert report["gc"]["blobs_deleted"] == 58  # 29 manifests and their 29 configs
+    assert report["gc"]["freed_bytes"] > 0
+    assert "predicted" in result.stdout and "undo window" in result.stdout
+
+
+def test_gc_failure_exits_12_with_the_command_tail(tmp_path: Path) -> None:
+    result = run_cli("gc", "--gc-cmd", "echo 'configuration error: open /etc/x: no such file' >&2; exit 1")
+    assert result.code == 12
+    assert "the gc command exited 1: configuration error" in result.stdout
