@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline_step.audit import AuditLog, default_audit_dir
-from pipeline_step.backend import Backend, api_backend
+from pipeline_step.backend import Backend, api_backend, storage_backend
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.connect import open_client, resolve_credentials
+from pipeline_step.connect import TRANSPORT_ENV, TRANSPORT_KINDS, open_client, resolve_credentials
 from pipeline_step.errors import UsageError
 from pipeline_step.locking import RegistryLock, default_lock_dir
 from pipeline_step.policy.config import Configuration, load_configuration
 from pipeline_step.registry.client import RegistryClient
+from pipeline_step.storage.layout import StorageLayout
 
 # dotted config key -> (argparse dest, flag label)
 _FLAG_KEYS: dict[str, tuple[str, str]] = {
@@ -69,6 +71,20 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request timeout (default: 30)")
     group.add_argument("--concurrency", type=int, metavar="N", help="parallel requests (default: 4)")
+    group.add_argument(
+        "--transport",
+        choices=TRANSPORT_KINDS,
+        help=f"HTTP client: lean (least CPU per request), httpx (speaks HTTP proxies), or auto: lean unless "
+        f"a proxy from the environment applies (default: ${TRANSPORT_ENV} or auto)",
+    )
+    group.add_argument(
+        "--storage-root",
+        type=Path,
+        metavar="DIR",
+        help="direct-storage mode: read and prune the registry's filesystem storage "
+        "(its storage.filesystem.rootdirectory) instead of the API; --registry is then optional. "
+        "Run on the registry host or in its container; restart the registry afterwards",
+    )
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -142,10 +158,51 @@ def load(args: argparse.Namespace) -> Configuration:
 
 
 def open_backend(
-    args: argparse.Namespace, configuration: Configuration, client: RegistryClient, runtime: Runtime
+    args: argparse.Namespace, configuration: Configuration, client: RegistryClient | None, runtime: Runtime
 ) -> Backend:
-    """The API backend; direct-storage mode plugs in here."""
-    return api_backend(client, concurrency=configuration.settings.concurrency, stop=runtime.stop)
+    """The storage backend with ``--storage-root``, else the API backend."""
+    concurrency = configuration.settings.concurrency
+    storage_root: Path | None = getattr(args, "storage_root", None)
+    if storage_root is not None:
+        return storage_backend(StorageLayout.open(storage_root), concurrency=concurrency, stop=runtime.stop)
+    if client is None:
+        raise UsageError("no registry given", hint="pass --registry URL, or --storage-root DIR for direct mode")
+    return api_backend(client, concurrency=concurrency, stop=runtime.stop)
+
+
+@dataclass
+class Target:
+    """What a command works on: the registry through its API, or its storage directory."""
+
+    label: str  # the registry URL, or file://<storage root> when direct mode has no --registry
+    backend: Backend
+    client: RegistryClient | None  # None in direct mode: the registry is not contacted
+
+    @property
+    def direct(self) -> bool:
+        return self.backend.name == "storage"
+
+    def requests(self) -> int:
+        return self.client.stats.requests if self.client is not None else 0
+
+
+@contextlib.contextmanager
+def open_target(args: argparse.Namespace, configuration: Configuration, runtime: Runtime) -> Iterator[Target]:
+    """Direct mode never contacts the registry (it may be stopped or read-only); the API mode pings it first.
+
+    In direct mode the lock and the audit log are keyed by ``--registry`` when
+    given, so direct and API runs against one registry still exclude each other.
+    """
+    storage_root: Path | None = getattr(args, "storage_root", None)
+    if storage_root is not None:
+        layout = StorageLayout.open(storage_root)
+        url = configuration.settings.registry.url if configuration.settings.registry is not None else None
+        backend = storage_backend(layout, concurrency=configuration.settings.concurrency, stop=runtime.stop)
+        yield Target(url or layout.label, backend, None)
+        return
+    with connect(args, configuration) as client:
+        client.ping()
+        yield Target(client.url, open_backend(args, configuration, client, runtime), client)
 
 
 @contextlib.contextmanager
@@ -178,4 +235,4 @@ def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryC
     credentials = resolve_credentials(configuration, password_stdin=sys.stdin if args.password_stdin else None)
     if configuration.registry.insecure:
         print("registry-prune: warning: --insecure: the registry's TLS certificate is not verified", file=sys.stderr)
-    return open_client(configuration, credentials)
+    return open_client(configuration, credentials, transport=getattr(args, "transport", None))

@@ -10,8 +10,11 @@ from pipeline_step.audit import AuditLog
 from pipeline_step.cli import options, output
 from pipeline_step.cli.parser import Parser, Subcommands
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import ExitCode
+from pipeline_step.errors import AuthenticationError, ExitCode
+from pipeline_step.execution.executor import Status
 from pipeline_step.pruning import PruneRun, prune
+from pipeline_step.units import format_bytes
+from pipeline_step.usage import predict_catalog_reclaim
 
 
 def register(commands: Subcommands[Parser]) -> None:
@@ -34,41 +37,87 @@ def register(commands: Subcommands[Parser]) -> None:
         options.add_registry_options(parser)
         options.add_policy_options(parser)
         options.add_output_options(parser)
+        parser.add_argument(
+            "--predict",
+            choices=("catalog", "selected"),
+            help="check the predicted reclaim against every repository of the catalog (exact: shared layers "
+            "are not counted), or only the selected ones (an upper bound, no extra reads). Default: catalog "
+            "in direct mode, selected through the API (there the scan costs a request per tag of every other "
+            "repository)",
+        )
         if parser is prune_parser:
             options.add_safety_options(parser)
         parser.set_defaults(handler=handler)
 
 
+def predict_scope(args: argparse.Namespace, *, direct: bool) -> str:
+    """``catalog`` costs nothing extra in direct mode; through the API it costs a request per tag of
+    every other repository, and literal --repo names promise not to touch the catalog."""
+    chosen: str | None = getattr(args, "predict", None)
+    return chosen or ("catalog" if direct else "selected")
+
+
 def _run(args: argparse.Namespace, runtime: Runtime, *, command: str, dry_run: bool) -> tuple[PruneRun, list[str]]:
     configuration = options.load(args)
-    with options.connect(args, configuration) as client:
-        client.ping()
-        backend = options.open_backend(args, configuration, client, runtime)
-        notes = list(backend.notes)
+    with options.open_target(args, configuration, runtime) as target:
+        notes: list[str] = []
         with contextlib.ExitStack() as stack:
             audit: AuditLog | None = None
             if not dry_run:
-                stack.enter_context(options.registry_lock(args, configuration, client.url, runtime, command=command))
-                audit = options.open_audit(configuration, client.url)
+                stack.enter_context(options.registry_lock(args, configuration, target.label, runtime, command=command))
+                audit = options.open_audit(configuration, target.label)
                 stack.callback(audit.close)
             run = prune(
-                backend.source,
-                backend.deleter,
+                target.backend.source,
+                target.backend.deleter,
                 configuration,
-                registry=client.url,
+                registry=target.label,
                 dry_run=dry_run,
                 command=command,
                 progress=runtime.progress(args),
                 stop=runtime.stop,
                 audit=audit,
-                requests=lambda: client.stats.requests,
+                requests=target.requests,
             )
+        notes.extend(_prediction_notes(args, run, target, runtime))
+        if run.execution is not None and run.execution.by_status(Status.DELETED):
+            notes.extend(target.backend.notes)
         if audit is not None and audit.intents:
             notes.append(
                 f"undo: `registry-prune restore --from {audit.path}` puts the deleted manifests back, "
                 "until garbage collection runs"
             )
         return run, notes
+
+
+def _prediction_notes(args: argparse.Namespace, run: PruneRun, target: options.Target, runtime: Runtime) -> list[str]:
+    """Re-check the reclaim prediction against the whole catalog when asked; say what it covers."""
+    plan = run.plan
+    if plan.reclaim is None or not plan.step_count:
+        return []
+    scope = ""
+    if predict_scope(args, direct=target.direct) == "catalog" and not runtime.stop.is_set():
+        try:
+            plan.reclaim = predict_catalog_reclaim(
+                target.backend.source, plan, progress=runtime.progress(args), stop=runtime.stop
+            )
+        except AuthenticationError as exc:
+            scope = f"the catalog could not be read ({exc.message}), so "
+        else:
+            run.report.predicted_reclaim_bytes = plan.reclaim.bytes
+            if target.client is not None:
+                run.report.requests = target.requests()
+    if plan.reclaim.catalog_wide:
+        count = plan.reclaim.repositories_scanned
+        scope = f"checked against all {count} repositor{'y' if count == 1 else 'ies'} of the catalog"
+    else:
+        scope += (
+            f"an upper bound: only the {plan.reclaim.repositories_scanned} selected repositories were checked "
+            "for layers they share with others (--predict catalog checks them all)"
+        )
+    if not target.direct:
+        scope += "; untagged manifests, invisible through the API, may keep a few more"
+    return [f"reclaim prediction ({format_bytes(plan.reclaim.bytes)} in {plan.reclaim.blobs} blobs): {scope}"]
 
 
 def _finish(args: argparse.Namespace, run: PruneRun, notes: list[str]) -> int:

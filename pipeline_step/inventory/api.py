@@ -110,16 +110,7 @@ class ApiInventorySource:
 
     def _collect_created(self, inventory: RepositoryInventory, digests: set[str], lock: threading.Lock) -> None:
         configs: dict[str, datetime | None] = {}
-
-        def config_digests(digest: str) -> list[str]:
-            manifest = inventory.manifests.get(digest)
-            if manifest is None:
-                return []
-            if manifest.is_index:
-                return [c for child in manifest.children for c in config_digests(child.digest)]
-            return [manifest.config.digest] if manifest.config is not None else []
-
-        needed = {config for digest in digests for config in config_digests(digest)}
+        needed = {config for digest in digests for config in config_digests(digest, inventory.manifests)}
 
         def fetch(config_digest: str) -> None:
             try:
@@ -135,6 +126,16 @@ class ApiInventorySource:
         run_bounded(sorted(needed), fetch, workers=self.concurrency, stop=self.stop.is_set)
         for digest in digests:
             inventory.created[digest] = created_of(digest, inventory.manifests, configs)
+
+
+def config_digests(digest: str, manifests: dict[str, Manifest]) -> list[str]:
+    """The config blobs whose ``created`` dates ``digest``: its own, or every child's for an index."""
+    manifest = manifests.get(digest)
+    if manifest is None:
+        return []
+    if manifest.is_index:
+        return [config for child in manifest.children for config in config_digests(child.digest, manifests)]
+    return [manifest.config.digest] if manifest.config is not None else []
 
 
 def created_of(digest: str, manifests: dict[str, Manifest], configs: dict[str, datetime | None]) -> datetime | None:
