@@ -1,9 +1,101 @@
-"""``registry-prune usage``: not registered yet (work in progress)."""
+"""``registry-prune usage``: where the space goes, and what a policy would reclaim."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from typing import TextIO
+
+from pipeline_step.cli import options
 from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.runtime import Runtime
+from pipeline_step.errors import ExitCode, UsageError
+from pipeline_step.redact import redact
+from pipeline_step.units import format_bytes
+from pipeline_step.usage import UsageReport, measure_usage
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    return None
+    parser = commands.add_parser(
+        "usage",
+        help="tags, manifests and bytes per repository, and what pruning would reclaim; changes nothing",
+        description="Scan every repository of the catalog. Per repository and in total: tags, distinct "
+        "manifests, bytes referenced (each blob counted once), and the bytes garbage collection would free "
+        "after pruning under the policy (blobs referenced only by manifests the plan deletes, checked "
+        "against every repository). The policy applies to --repo (default: every repository).",
+    )
+    options.add_registry_options(parser)
+    options.add_policy_options(parser)
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", metavar="FILE", help="write the usage report as JSON to FILE (- for stdout)")
+    group.add_argument("--top", type=int, metavar="N", help="show only the N repositories with the most to reclaim")
+    group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, runtime: Runtime) -> int:
+    if args.top is not None and args.top < 1:
+        raise UsageError(f"--top must be at least 1 (got {args.top})")
+    configuration = options.load(args)
+    patterns = configuration.settings.repositories or ["**"]
+    with options.open_target(args, configuration, runtime) as target:
+        report, _ = measure_usage(
+            target.backend.source,
+            configuration,
+            registry=target.label,
+            patterns=patterns,
+            exact=target.direct,
+            progress=runtime.progress(args),
+            stop=runtime.stop,
+        )
+    if args.json != "-":
+        print_usage(report, args.top)
+    if args.json == "-":
+        sys.stdout.write(redact(report.model_dump_json(indent=2)) + "\n")
+    elif args.json:
+        report.write_json(args.json)
+    return int(ExitCode.OK)
+
+
+def print_usage(report: UsageReport, top: int | None, stream: TextIO = sys.stdout) -> None:
+    rows = report.sorted_rows()
+    shown = rows[:top] if top else rows
+    table = [("REPOSITORY", "TAGS", "MANIFESTS", "REFERENCED", "RECLAIMABLE", "DELETE")]
+    for row in shown:
+        table.append(
+            (
+                row.repository + ("" if row.selected else " (not in --repo)") + (" (blocked)" if row.blocked else ""),
+                str(row.tags),
+                str(row.manifests),
+                format_bytes(row.referenced_bytes),
+                format_bytes(row.reclaimable_bytes),
+                str(row.tags_to_delete),
+            )
+        )
+    table.append(
+        (
+            f"TOTAL ({len(rows)} repositor{'y' if len(rows) == 1 else 'ies'})",
+            str(report.tags),
+            str(report.manifests),
+            format_bytes(report.referenced_bytes),
+            format_bytes(report.reclaimable_bytes),
+            str(sum(row.tags_to_delete for row in rows)),
+        )
+    )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for index, line in enumerate(table):
+        if index == len(table) - 1:
+            stream.write("  ".join("-" * width for width in widths) + "\n")
+        cells = [line[0].ljust(widths[0]), *(cell.rjust(widths[i + 1]) for i, cell in enumerate(line[1:]))]
+        stream.write(redact("  ".join(cells).rstrip()) + "\n")
+    if top and len(rows) > top:
+        stream.write(f"({len(rows) - top} more repositories not shown; the total covers all of them)\n")
+    stream.write(
+        "Each blob is counted once in the total, so it can be less than the sum of the rows "
+        "when repositories share layers.\n"
+    )
+    if not report.exact:
+        stream.write(
+            "Through the API untagged manifests are not visible; any that share a layer with a deletion keep it, "
+            "so RECLAIMABLE can be slightly high (--storage-root reads them too).\n"
+        )
