@@ -53,6 +53,73 @@ class Pushed:
     blobs: list[tuple[str, int]] = field(default_factory=list)
 
 
+@dataclass
+class ImageDocuments:
+    """The bytes of one image: config, layers and manifest (what a push uploads)."""
+
+    config: bytes
+    layers: list[bytes]
+    manifest: bytes
+    media_type: str
+
+    def pushed(self, digest: str) -> Pushed:
+        blobs = [(sha256(blob), len(blob)) for blob in (self.config, *self.layers)]
+        return Pushed(digest, len(self.manifest), self.media_type, blobs)
+
+
+def image_documents(
+    tag: str | None,
+    *,
+    layers: list[tuple[bytes, str]] | None = None,
+    created: str | None = "2024-01-01T00:00:00Z",
+    oci: bool = False,
+    label: str | None = None,
+    architecture: str = "amd64",
+) -> ImageDocuments:
+    layers = layers if layers is not None else [make_layer("base", 128, seed=b"shared-base-layer")]
+    config: dict[str, Any] = {
+        "architecture": architecture,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff for _, diff in layers]},
+        "config": {"Labels": {"build": label if label is not None else (tag or "untagged")}},
+    }
+    if created is not None:
+        config["created"] = created
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {
+            "mediaType": OCI_CONFIG if oci else DOCKER_CONFIG,
+            "size": len(config_bytes),
+            "digest": sha256(config_bytes),
+        },
+        "layers": [
+            {"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "size": len(data), "digest": sha256(data)}
+            for data, _ in layers
+        ],
+    }
+    body = json.dumps(manifest, indent=3).encode()
+    return ImageDocuments(config_bytes, [data for data, _ in layers], body, media_type)
+
+
+def index_document(children: list[Pushed], *, oci: bool = False) -> tuple[bytes, str]:
+    """A manifest list (or OCI index) over ``children``, with made-up platforms."""
+    media_type = OCI_INDEX if oci else DOCKER_LIST
+    platforms = [("amd64", None), ("arm64", "v8"), ("arm", "v7"), ("ppc64le", None)]
+    entries = []
+    for child, (arch, variant) in zip(children, platforms[: len(children)], strict=True):
+        platform: dict[str, str] = {"architecture": arch, "os": "linux"}
+        if variant:
+            platform["variant"] = variant
+        entries.append(
+            {"mediaType": child.media_type, "size": child.size, "digest": child.digest, "platform": platform}
+        )
+    body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}, indent=3).encode()
+    return body, media_type
+
+
 class Pusher:
     def __init__(self, url: str, *, headers: dict[str, str] | None = None, verify: Any = False) -> None:
         self.url = url.rstrip("/")
@@ -106,52 +173,14 @@ class Pusher:
         architecture: str = "amd64",
     ) -> Pushed:
         """Push an image; each distinct ``label`` (default: the tag) gives a distinct config and digest."""
-        layers = layers if layers is not None else [make_layer("base", 128, seed=b"shared-base-layer")]
-        config: dict[str, Any] = {
-            "architecture": architecture,
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [diff for _, diff in layers]},
-            "config": {"Labels": {"build": label if label is not None else (tag or "untagged")}},
-        }
-        if created is not None:
-            config["created"] = created
-        config_bytes = json.dumps(config, sort_keys=True).encode()
-        config_digest = self.blob(repo, config_bytes)
-        blob_refs = [(config_digest, len(config_bytes))]
-        layer_descriptors = []
-        for data, _ in layers:
-            digest = self.blob(repo, data)
-            blob_refs.append((digest, len(data)))
-            layer_descriptors.append(
-                {"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "size": len(data), "digest": digest}
-            )
-        media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": media_type,
-            "config": {
-                "mediaType": OCI_CONFIG if oci else DOCKER_CONFIG,
-                "size": len(config_bytes),
-                "digest": config_digest,
-            },
-            "layers": layer_descriptors,
-        }
-        body = json.dumps(manifest, indent=3).encode()
-        digest = self.manifest(repo, tag or sha256(body), body, media_type)
-        return Pushed(digest, len(body), media_type, blob_refs)
+        docs = image_documents(tag, layers=layers, created=created, oci=oci, label=label, architecture=architecture)
+        for blob in (docs.config, *docs.layers):
+            self.blob(repo, blob)
+        digest = self.manifest(repo, tag or sha256(docs.manifest), docs.manifest, docs.media_type)
+        return docs.pushed(digest)
 
     def index(self, repo: str, tag: str, children: list[Pushed], *, oci: bool = False) -> Pushed:
-        media_type = OCI_INDEX if oci else DOCKER_LIST
-        platforms = [("amd64", None), ("arm64", "v8"), ("arm", "v7"), ("ppc64le", None)]
-        entries = []
-        for child, (arch, variant) in zip(children, platforms[: len(children)], strict=True):
-            platform: dict[str, str] = {"architecture": arch, "os": "linux"}
-            if variant:
-                platform["variant"] = variant
-            entries.append(
-                {"mediaType": child.media_type, "size": child.size, "digest": child.digest, "platform": platform}
-            )
-        body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}, indent=3).encode()
+        body, media_type = index_document(children, oci=oci)
         digest = self.manifest(repo, tag, body, media_type)
         return Pushed(digest, len(body), media_type, [])
 

@@ -14,19 +14,9 @@ Link files hold ``sha256:<hex>`` with no newline.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from tests.support.images import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER,
-    DOCKER_LIST,
-    DOCKER_MANIFEST,
-    Pushed,
-    make_layer,
-    sha256,
-)
+from tests.support.images import Pushed, image_documents, index_document, sha256
 
 V2 = Path("docker/registry/v2")
 
@@ -83,52 +73,20 @@ class StorageWriter:
         label: str | None = None,
         architecture: str = "amd64",
     ) -> Pushed:
-        """Same JSON as tests.support.images.Pusher.image, so both produce identical digests."""
-        layers = layers if layers is not None else [make_layer("base", 128, seed=b"shared-base-layer")]
-        config: dict[str, Any] = {
-            "architecture": architecture,
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [diff for _, diff in layers]},
-            "config": {"Labels": {"build": label if label is not None else (tag or "untagged")}},
-        }
-        if created is not None:
-            config["created"] = created
-        config_bytes = json.dumps(config, sort_keys=True).encode()
-        config_digest = self.blob(config_bytes)
-        self.layer_link(repo, config_digest)
-        blob_refs = [(config_digest, len(config_bytes))]
-        descriptors = []
-        for data, _ in layers:
-            digest = self.blob(data)
-            self.layer_link(repo, digest)
-            blob_refs.append((digest, len(data)))
-            descriptors.append({"mediaType": DOCKER_LAYER, "size": len(data), "digest": digest})
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": DOCKER_CONFIG, "size": len(config_bytes), "digest": config_digest},
-            "layers": descriptors,
-        }
-        body = json.dumps(manifest, indent=3).encode()
-        digest = self.revision(repo, body)
+        """The same bytes as tests.support.images.Pusher.image, so both produce identical digests."""
+        docs = image_documents(tag, layers=layers, created=created, label=label, architecture=architecture)
+        for blob in (docs.config, *docs.layers):
+            self.layer_link(repo, self.blob(blob))
+        digest = self.revision(repo, docs.manifest)
         if tag is not None:
             self.tag(repo, tag, digest)
-        return Pushed(digest, len(body), DOCKER_MANIFEST, blob_refs)
+        return docs.pushed(digest)
 
     def index(self, repo: str, tag: str, children: list[Pushed]) -> Pushed:
-        platforms = [("amd64", None), ("arm64", "v8"), ("arm", "v7"), ("ppc64le", None)]
-        entries = []
-        for child, (arch, variant) in zip(children, platforms[: len(children)], strict=True):
-            platform: dict[str, str] = {"architecture": arch, "os": "linux"}
-            if variant:
-                platform["variant"] = variant
-            entries.append(
-                {"mediaType": child.media_type, "size": child.size, "digest": child.digest, "platform": platform}
-            )
-        body = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}, indent=3).encode()
+        body, media_type = index_document(children)
         digest = self.revision(repo, body)
         self.tag(repo, tag, digest)
-        return Pushed(digest, len(body), DOCKER_LIST, [])
+        return Pushed(digest, len(body), media_type, [])
 
     def uploads_dir(self, repo: str) -> None:
         """The empty ``_uploads`` directory a real push leaves behind."""
