@@ -27,6 +27,7 @@ from pipeline_step.concurrency import run_bounded
 from pipeline_step.errors import (
     AuthenticationError,
     DeleteDisabledError,
+    NotFoundError,
     PruneError,
     RegistryError,
     RegistryUnreachableError,
@@ -181,6 +182,7 @@ class Executor:
 
     def _execute(self, step: DeleteStep) -> None:
         where = f"{step.repository}@{short(step.digest)}"
+        sent = False
         try:
             for tag in step.tags:
                 current = self.deleter.resolve_tag(step.repository, tag)
@@ -195,12 +197,17 @@ class Executor:
                     return
             if self.audit is not None:
                 self.audit.record_intent(step, self.deleter.manifest_bytes(step.repository, step.digest))
+            sent = True
             result = self.deleter.delete(step)
         except FATAL_ERRORS as exc:
-            self._fail(step, exc, fatal=True)
+            note = self._check_after_error(step, exc) if sent else ""
+            if note is not None:
+                self._fail(step, exc, fatal=True, note=note)
             return
         except RegistryError as exc:
-            self._fail(step, exc, fatal=False)
+            note = self._check_after_error(step, exc) if sent else ""
+            if note is not None:
+                self._fail(step, exc, fatal=False, note=note)
             return
         status = Status.DELETED if result is DeleteResult.DELETED else Status.ALREADY_GONE
         with self._lock:
@@ -211,8 +218,35 @@ class Executor:
         log.debug("%s: %s", where, detail)
         self._record(StepOutcome(step, status, detail))
 
-    def _fail(self, step: DeleteStep, exc: PruneError, *, fatal: bool) -> None:
-        self._record(StepOutcome(step, Status.FAILED, str(exc)))
+    def _check_after_error(self, step: DeleteStep, exc: PruneError) -> str | None:
+        """After a DELETE that errored: None if the manifest is gone anyway (recorded as done),
+        else a note for the failure.
+
+        A timeout or a dropped connection can hide a DELETE the registry did
+        apply; reporting it as failed would send the operator after a deletion
+        that happened. A refusal (405, 401, 403) changed nothing: no re-check.
+        """
+        if isinstance(exc, (DeleteDisabledError, AuthenticationError, TLSVerificationError)):
+            return ""
+        try:
+            self.deleter.manifest_bytes(step.repository, step.digest)
+        except NotFoundError:
+            with self._lock:
+                self._consecutive_failures = 0
+            self._record(
+                StepOutcome(
+                    step,
+                    Status.ALREADY_GONE,
+                    f"the DELETE's answer was lost ({exc.message}), but the manifest is gone: it was deleted",
+                )
+            )
+            return None
+        except RegistryError as check:
+            return f"; whether the registry applied the DELETE is unknown (re-check failed: {check.message})"
+        return ""
+
+    def _fail(self, step: DeleteStep, exc: PruneError, *, fatal: bool, note: str = "") -> None:
+        self._record(StepOutcome(step, Status.FAILED, f"{exc}{note}"))
         with self._lock:
             self._consecutive_failures += 1
             if fatal and self._result.fatal is None:
