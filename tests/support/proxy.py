@@ -4,19 +4,27 @@ Every request is forwarded to the upstream registry and recorded. A schedule
 may replace a response with a fault: an HTTP status (with Retry-After), a
 connection reset, a slow answer, a truncated or non-JSON body, or a manifest
 body that no longer matches its Docker-Content-Digest.
+
+``forward=True`` sends the request upstream before the fault hits, so the
+registry *did* the work (a DELETE was applied) but the client never hears it:
+the case where a report can most easily lie. :class:`Rules` builds schedules
+from a few declarative rules.
 """
 
 from __future__ import annotations
 
+import http.client
+import re
 import socket
+import ssl
 import struct
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-
-import httpx
+from urllib.parse import urlsplit
 
 HOP_BY_HOP = {
     "connection",
@@ -34,11 +42,16 @@ HOP_BY_HOP = {
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | reset | slow | truncate | garbage | corrupt
+    kind: str  # status | reset | slow | truncate | garbage | corrupt | replace
     status: int = 500
     retry_after: str | None = None
     delay: float = 0.0
     forward: bool = False  # send the request upstream first (the fault hits the answer only)
+    body: bytes = b""  # the JSON answer of a "replace" fault (a malformed but well-formed reply)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}-{self.status}" if self.kind == "status" else self.kind
 
 
 @dataclass
@@ -54,6 +67,79 @@ Schedule = Callable[[str, str, int], "Fault | None"]  # (method, path, request n
 
 
 @dataclass
+class Rule:
+    """Inject ``fault`` into every ``every``-th request matching ``method`` and ``path`` (a regex).
+
+    ``limit`` caps how many times the rule fires in total; ``per_path`` caps it
+    per distinct path, so a retry of the same request eventually gets through.
+    """
+
+    fault: Fault
+    method: str | None = None
+    path: str | None = None
+    every: int = 1
+    limit: int | None = None
+    per_path: int | None = None
+    seen: int = 0
+    fired: int = 0
+    fired_on: Counter[str] = field(default_factory=Counter)
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and method != self.method:
+            return False
+        return self.path is None or re.search(self.path, path) is not None
+
+    def fire(self, path: str) -> bool:
+        self.seen += 1
+        if self.seen % self.every:
+            return False
+        if self.limit is not None and self.fired >= self.limit:
+            return False
+        if self.per_path is not None and self.fired_on[path] >= self.per_path:
+            return False
+        self.fired += 1
+        self.fired_on[path] += 1
+        return True
+
+
+class Rules:
+    """A schedule from rules; the first matching rule that fires wins.
+
+    ``cap_per_request`` limits the faults of all these rules together on one
+    (method, path), so transient faults never exhaust the client's retries.
+    """
+
+    def __init__(self, *rules: Rule, cap_per_request: int | None = None) -> None:
+        self.rules = list(rules)
+        self.cap_per_request = cap_per_request
+        self._fired: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, method: str, path: str, number: int) -> Fault | None:
+        with self._lock:
+            if self.cap_per_request is not None and self._fired[(method, path)] >= self.cap_per_request:
+                return None
+            for rule in self.rules:
+                if rule.matches(method, path) and rule.fire(path):
+                    self._fired[(method, path)] += 1
+                    return rule.fault
+        return None
+
+
+def first_of(*schedules: Schedule) -> Schedule:
+    """Ask each schedule in turn; the first fault wins."""
+
+    def schedule(method: str, path: str, number: int) -> Fault | None:
+        for candidate in schedules:
+            fault = candidate(method, path, number)
+            if fault is not None:
+                return fault
+        return None
+
+    return schedule
+
+
+@dataclass
 class RecordingProxy:
     upstream: str
     schedule: Schedule | None = None
@@ -61,6 +147,7 @@ class RecordingProxy:
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _count: int = 0
+    _in_flight: int = 0
 
     @property
     def url(self) -> str:
@@ -75,10 +162,13 @@ class RecordingProxy:
 
     def start(self) -> RecordingProxy:
         owner = self
-        client = httpx.Client(timeout=60, verify=False)
+        client = _Upstream(self.upstream)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle's algorithm and the
+            # client's delayed ACK that costs 40 ms per request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 return
@@ -90,6 +180,10 @@ class RecordingProxy:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that gave up on a slow answer closes its socket: expected here.
+                return
 
         self._server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -104,7 +198,35 @@ class RecordingProxy:
         with self._lock:
             self.requests.append(Recorded(method, path, status, fault, time.monotonic()))
 
-    def _handle(self, handler: BaseHTTPRequestHandler, client: httpx.Client) -> None:
+    def counts(self, method: str | None = None) -> Counter[tuple[str, str]]:
+        """How many requests each (method, path) got, faulted ones included."""
+        with self._lock:
+            return Counter((r.method, r.path) for r in self.requests if method is None or r.method == method)
+
+    def faulted(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.fault is not None]
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no request is being handled (a slow fault may still forward late)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._in_flight == 0:
+                    return
+            time.sleep(0.02)  # polling interval
+        raise TimeoutError(f"the proxy still handles {self._in_flight} requests after {timeout}s")
+
+    def _handle(self, handler: BaseHTTPRequestHandler, client: _Upstream) -> None:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            self._handle_one(handler, client)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _handle_one(self, handler: BaseHTTPRequestHandler, client: _Upstream) -> None:
         method = handler.command
         path = handler.path
         length = int(handler.headers.get("Content-Length") or 0)
@@ -116,16 +238,16 @@ class RecordingProxy:
         if fault is not None and not fault.forward and fault.kind in ("status", "reset"):
             self._fault_without_upstream(handler, method, path, fault)
             return
-        if fault is not None and fault.kind == "slow":
+        if fault is not None and fault.kind == "slow" and not fault.forward:
             time.sleep(fault.delay)  # an injected fault: the delay *is* the behaviour under test
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
-        upstream = client.request(method, self.upstream + path, headers=headers, content=body or None)
+        status, upstream_headers, payload = client.request(method, path, headers, body)
+        if fault is not None and fault.kind == "slow" and fault.forward:
+            time.sleep(fault.delay)  # the registry has done the work; only the answer is late
         if fault is not None and fault.kind in ("status", "reset"):
             self._fault_without_upstream(handler, method, path, fault)
             return
-        payload = upstream.content
-        status = upstream.status_code
-        out_headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+        out_headers = [(k, v) for k, v in upstream_headers if k.lower() not in HOP_BY_HOP]
         declared = len(payload)
         if fault is not None and fault.kind == "truncate":
             payload = payload[: max(0, len(payload) // 2)]
@@ -136,13 +258,17 @@ class RecordingProxy:
             out_headers.append(("Content-Type", "text/html"))
         elif fault is not None and fault.kind == "corrupt" and payload:
             payload = payload[:-2] + b"  "
+        elif fault is not None and fault.kind == "replace":
+            payload = fault.body
+            declared = len(payload)
+            out_headers = [(k, v) for k, v in out_headers if k.lower() not in ("content-type", "link")]
+            out_headers.append(("Content-Type", "application/json"))
         self._record(method, path, status, fault.kind if fault else None)
         handler.send_response(status)
         for key, value in out_headers:
             handler.send_header(key, value)
-        handler.send_header(
-            "Content-Length", str(declared if method != "HEAD" else upstream.headers.get("content-length", "0"))
-        )
+        upstream_length = next((v for k, v in upstream_headers if k.lower() == "content-length"), "0")
+        handler.send_header("Content-Length", str(declared if method != "HEAD" else upstream_length))
         handler.end_headers()
         if method != "HEAD":
             handler.wfile.write(payload)
@@ -165,6 +291,46 @@ class RecordingProxy:
         handler.end_headers()
         if method != "HEAD":
             handler.wfile.write(body)
+
+
+class _Upstream:
+    """Keep-alive connections to the registry, one per proxy thread (http.client is light and fast)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.https else 80)
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            if self.https:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                connection = http.client.HTTPSConnection(self.host, self.port, timeout=60, context=context)
+            else:
+                connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            self._local.connection = connection
+        return connection
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        for attempt in (1, 2):  # a kept-alive connection the registry closed is reopened once
+            connection = self._connection()
+            try:
+                connection.request(method, path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.getheaders(), response.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _reset(handler: BaseHTTPRequestHandler) -> None:
