@@ -1,9 +1,157 @@
-"""``registry-prune restore``: not registered yet (work in progress)."""
+"""``registry-prune restore``: undo a prune from its audit log, until garbage collection runs."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from pipeline_step.audit import read_audit
+from pipeline_step.cli import options
 from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.runtime import Runtime
+from pipeline_step.errors import ExitCode, UsageError
+from pipeline_step.redact import redact
+from pipeline_step.restore import (
+    Restorer,
+    RestoreReport,
+    RestoreResult,
+    RestoreStatus,
+    TagStatus,
+    build_restore_report,
+    select,
+)
+
+DESCRIPTION = """\
+Put the manifests a prune deleted back, byte for byte, and re-tag them, from
+the audit log the prune wrote (every prune prints its path).
+
+This works until garbage collection runs: GC removes the blobs of deleted
+manifests. Every blob is read before its manifest is PUT back, so nothing
+broken is ever restored; images whose blobs are gone are listed with the
+missing blobs. A tag that now points at another digest (pushed after the
+prune) is left alone unless --force is given."""
+
+EPILOG = """\
+exit codes:
+  0  every selected image is back (or was never gone)
+  2  bad flags or audit file; nothing was changed
+  4  registry unreachable, TLS or authentication error
+  5  some images were not restored (blobs removed by garbage collection, tags
+     re-pushed since, refused PUTs); the output lists which and why
+  6  another run holds the registry lock (--no-wait)
+
+example:
+  registry-prune restore --from ~/.local/state/registry-prune/audit/20240601T120000Z-0123abcd.jsonl \\
+      --tag 3.3.0-alpha.41 --dry-run"""
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    return None
+    parser = commands.add_parser(
+        "restore",
+        help="undo a prune from its audit log (until garbage collection runs)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group = parser.add_argument_group("restore")
+    group.add_argument(
+        "--from", dest="audit_file", type=Path, required=True, metavar="AUDIT_FILE", help="a prune's audit log"
+    )
+    group.add_argument(
+        "--tag", action="append", metavar="TAG", help="restore only the images carrying TAG (repeatable)"
+    )
+    # Not "repo": that dest is the prune commands' repository selection in the configuration.
+    group.add_argument(
+        "--repo", dest="only_repos", action="append", metavar="NAME", help="restore only this repository (repeatable)"
+    )
+    group.add_argument("--force", action="store_true", help="move a tag back even if it now points elsewhere")
+    group.add_argument("--dry-run", action="store_true", help="check every image and report; change nothing")
+    group.add_argument("--json", metavar="FILE", help="write the JSON report to FILE (- for stdout)")
+    options.add_registry_options(parser)
+    options.add_safety_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, runtime: Runtime) -> int:
+    if getattr(args, "storage_root", None) is not None:
+        raise UsageError(
+            "restore puts manifests back through the registry API; --storage-root is not supported",
+            hint="pass --registry URL, or leave it out to use the registry named in the audit log",
+        )
+    deletions = list(read_audit(args.audit_file))
+    if not deletions:
+        raise UsageError(f"{args.audit_file} records no deletions: there is nothing to restore")
+    chosen = select(deletions, tags=args.tag or (), repositories=args.only_repos or ())
+    audited = sorted({d.registry for d in deletions})
+    configuration = options.load(args)
+    if configuration.settings.registry is None:
+        # The registry the prune ran against, unless --registry or the config file says otherwise.
+        args.registry = audited[0]
+        configuration = options.load(args)
+    human = sys.stderr if args.json == "-" else sys.stdout
+
+    def echo(line: str) -> None:
+        print(redact(line), file=human, flush=True)
+
+    with options.connect(args, configuration) as client, contextlib.ExitStack() as stack:
+        client.ping()
+        if client.url not in audited:
+            echo(f"note: restoring into {client.url}; the audit log was written for {', '.join(audited)}")
+        if not args.dry_run:
+            stack.enter_context(options.registry_lock(args, configuration, client.url, runtime, command="restore"))
+        restorer = Restorer(client, force=args.force, dry_run=args.dry_run, echo=echo, stop=runtime.stop.is_set)
+        result = restorer.run(chosen)
+        registry = client.url
+    report = build_restore_report(result, registry=registry, audit_file=str(args.audit_file))
+    report.notes.extend(_notes(result))
+    code = ExitCode.INTERRUPTED if result.interrupted else ExitCode.OK if result.ok else ExitCode.PARTIAL
+    report.exit_code = int(code)
+    for line in (_summary(report, result), *report.notes):
+        echo(line)
+    _write_json(report, args.json)
+    return int(code)
+
+
+def _summary(report: RestoreReport, result: RestoreResult) -> str:
+    restored = result.with_status(RestoreStatus.RESTORED)
+    verb = "would restore" if result.dry_run else "restored"
+    parts = [f"{verb} {len(restored)} manifests ({len(report.restored)} tags)"]
+    if report.present:
+        parts.append(f"{len(report.present)} already there")
+    if report.unrestorable:
+        parts.append(f"{len(result.with_status(RestoreStatus.UNRESTORABLE))} CANNOT be restored")
+    if report.conflicts:
+        parts.append(f"{len(report.conflicts)} tags re-pushed since (left alone)")
+    if report.failed:
+        parts.append(f"FAILED {len(report.failed)}")
+    if report.not_attempted:
+        parts.append(f"not attempted {len(report.not_attempted)}")
+    mode = " (dry run: nothing was changed)" if result.dry_run else ""
+    return f"restore {report.outcome}: " + ", ".join(parts) + f" into {report.registry}{mode}."
+
+
+def _notes(result: RestoreResult) -> list[str]:
+    notes = []
+    if result.with_status(RestoreStatus.UNRESTORABLE):
+        notes.append(
+            "garbage collection ran after the prune and removed the blobs listed above: those images can only be "
+            "rebuilt and pushed again. Garbage collection closes the undo window."
+        )
+    if result.tags_with(TagStatus.CONFLICT):
+        notes.append("re-pushed tags were left alone; rerun with --force to move them back to the pruned images")
+    return notes
+
+
+def _write_json(report: RestoreReport, target: str | None) -> None:
+    if not target:
+        return
+    text = redact(report.model_dump_json(indent=2)) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)

@@ -46,6 +46,10 @@ class RegistryState:
         assert response.status_code == 200, response.status_code
         return response.content, response.headers["content-type"]
 
+    def blob_status(self, repo: str, digest: str) -> int:
+        """What a HEAD on the blob answers (a registry's blob cache can outlive garbage collection)."""
+        return self.client.head(f"/v2/{repo}/blobs/{digest}").status_code
+
     def snapshot(self, repo: str) -> dict[str, str]:
         """Every tag with the digest it points at."""
         found: dict[str, str] = {}
