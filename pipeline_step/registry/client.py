@@ -55,6 +55,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CATALOG_PAGE_MAX = 1000  # distribution refuses n > 1000 on _catalog
 _REPOSITORY_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+# OpenSSL's words for "the peer answered, but not with TLS" (an https:// URL on a plain-HTTP port).
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "WRONG VERSION NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 
 DELETE_ENABLE_HINT = (
     "enable deletes in the registry's config.yml with `storage: {delete: {enabled: true}}` "
@@ -229,6 +231,11 @@ class RegistryClient:
     def ping(self) -> PingResult:
         """GET /v2/: checks that this is a v2 registry and that we may use it."""
         response = self._send("GET", "/v2/", scope="")
+        if response.status == 400 and b"HTTP request to an HTTPS server" in response.body:
+            raise RegistryProtocolError(
+                f"the registry at {self.host} speaks HTTPS, not plain HTTP",
+                hint=f"use --registry https://{self.url.split('://', 1)[1]}",
+            )
         if response.status != 200:
             self._raise(response, "check the registry API at /v2/")
         api_version = response.header("docker-distribution-api-version")
@@ -583,10 +590,21 @@ class RegistryClient:
     def _transport_failure(self, exc: TransportError, attempts: int) -> RegistryError:
         tries = f", {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, TLSFailedError):
+            if any(sign in str(exc).upper() for sign in _NOT_TLS):
+                return TLSVerificationError(
+                    f"the registry at {self.host} does not speak TLS",
+                    hint=f"use --registry http://{self.url.split('://', 1)[1]} for a plain-HTTP registry",
+                )
+            bundle = self.tls.ca_bundle
             return TLSVerificationError(
-                f"cannot verify the TLS certificate of {self.url}",
-                hint="pass --ca-bundle FILE with the CA that signed the registry's certificate "
-                "(or --insecure to skip verification, which is not recommended)",
+                f"cannot verify the TLS certificate of {self.url}"
+                + (f" with the CA bundle {bundle}" if bundle else ""),
+                hint=(
+                    f"{bundle} does not hold the CA that signed the registry's certificate; pass the right one"
+                    if bundle
+                    else "pass --ca-bundle FILE with the CA that signed the registry's certificate"
+                )
+                + " (or --insecure to skip verification, which is not recommended)",
             )
         if isinstance(exc, TimedOutError):
             return RegistryUnreachableError(
