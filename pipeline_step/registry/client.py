@@ -32,6 +32,7 @@ from pipeline_step.errors import (
     TLSVerificationError,
     UsageError,
 )
+from pipeline_step.redact import redact
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.auth import BearerTokens, Credentials, parse_challenges
 from pipeline_step.registry.digest import compute_digest, is_digest
@@ -627,6 +628,9 @@ class RegistryClient:
         self, response: Response, action: str, *, repository: str | None = None, deleting: bool = False
     ) -> NoReturn:
         code, text = _describe_errors(_error_entries(response))
+        if text:
+            # The registry's (or a proxy's) words may quote our request, Authorization header included.
+            text = redact(text)
         status = response.status
         where = f"cannot {action}: HTTP {status}" + (f" {text}" if text else "")
         if deleting and status == 405:
