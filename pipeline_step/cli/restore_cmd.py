@@ -12,6 +12,7 @@ from pipeline_step.cli import options
 from pipeline_step.cli.parser import Parser, Subcommands
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
+from pipeline_step.policy.config import load_configuration
 from pipeline_step.redact import redact
 from pipeline_step.restore import (
     Restorer,
@@ -85,11 +86,9 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
         raise UsageError(f"{args.audit_file} records no deletions: there is nothing to restore")
     chosen = select(deletions, tags=args.tag or (), repositories=args.only_repos or ())
     audited = sorted({d.registry for d in deletions})
+    if args.registry is None and (args.config is None or load_configuration(args.config).settings.registry is None):
+        args.registry = audited[0]  # the registry the prune ran against
     configuration = options.load(args)
-    if configuration.settings.registry is None:
-        # The registry the prune ran against, unless --registry or the config file says otherwise.
-        args.registry = audited[0]
-        configuration = options.load(args)
     human = sys.stderr if args.json == "-" else sys.stdout
 
     def echo(line: str) -> None:
