@@ -14,6 +14,7 @@ from a few declarative rules.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 import ssl
@@ -47,7 +48,8 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     forward: bool = False  # send the request upstream first (the fault hits the answer only)
-    body: bytes = b""  # the JSON answer of a "replace" fault (a malformed but well-formed reply)
+    body: bytes = b""  # the answer of a "replace" fault, or of a "status" fault instead of the default
+    echo: bool = False  # a "status" fault quotes the request's headers, like some proxies' error pages
 
     @property
     def label(self) -> str:
@@ -282,7 +284,11 @@ class RecordingProxy:
             handler.close_connection = True
             _reset(handler)
             return
-        body = b'{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}'
+        body = fault.body or b'{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}'
+        if fault.echo:
+            quoted = "; ".join(f"{name}: {value}" for name, value in handler.headers.items())
+            error = {"code": "UNKNOWN", "message": "upstream failed", "detail": quoted}
+            body = json.dumps({"errors": [error]}).encode()
         handler.send_response(fault.status)
         handler.send_header("Content-Type", "application/json")
         if fault.retry_after is not None:
