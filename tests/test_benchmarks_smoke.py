@@ -1,0 +1,55 @@
+"""The benchmark harness cannot rot: its seeder writes a real layout and ``--quick`` runs end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.seed import FastWriter, SeedSpec, seed, tag_name
+from tests.conftest import ROOT
+from tests.support.storage_seed import StorageWriter, tree
+
+
+def test_fast_writer_writes_what_the_proven_storage_writer_writes(tmp_path: Path) -> None:
+    spec = SeedSpec(2, 3)
+    seed(tmp_path / "fast", spec)
+    reference = StorageWriter(tmp_path / "reference")
+    for name in spec.names():
+        for index in range(spec.tags):
+            reference.image(name, tag_name(index))
+        reference.uploads_dir(name)
+    assert tree(tmp_path / "fast", ignore_uploads=False) == tree(tmp_path / "reference", ignore_uploads=False)
+    assert FastWriter(tmp_path / "again").layer_digest in str(tree(tmp_path / "fast"))
+
+
+def test_quick_benchmark_runs_every_mode_and_prints_the_table(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--scenario",
+            "plan-50x200",
+            "--scenario",
+            "prune-1990of2000",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    table = completed.stdout.split("registry-prune benchmark:", 1)[1]
+    for mode in ("raw floor (httpx loop)", "api ", "api, httpx transport", "direct (--storage-root)"):
+        assert re.search(rf"\nplan 3 x 15 tags, one image each +{re.escape(mode)}", table), mode
+    assert re.search(r"\nprune all but 10 of 1 x 40 tags, one image each +direct \(--storage-root\) +1 ", table)
+    assert "prune: API <= 1.15x the raw floor" in completed.stdout
+    assert list(tmp_path.iterdir()) == []  # seeded storages are cleaned up
