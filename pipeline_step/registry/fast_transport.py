@@ -12,6 +12,7 @@ when the environment routes the registry URL through one.
 
 from __future__ import annotations
 
+import functools
 import io
 import socket
 import ssl
@@ -42,22 +43,30 @@ class _StaleConnectionError(Exception):
     """A reused keep-alive connection was closed by the server before answering."""
 
 
-def _origin(url: str) -> tuple[Origin, str]:
-    parts = urlsplit(url)
-    scheme = parts.scheme
-    if scheme not in ("http", "https") or not parts.hostname:
+@functools.lru_cache(maxsize=64)
+def _parse_origin(prefix: str) -> tuple[Origin, str]:
+    """(origin, Host header) of ``scheme://netloc``; one urlsplit per origin, not per request."""
+    parts = urlsplit(prefix)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectFailedError(f"unsupported URL {prefix!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    origin = (parts.scheme, parts.hostname, port)
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return origin, name if port == (443 if parts.scheme == "https" else 80) else f"{name}:{port}"
+
+
+def _origin(url: str) -> tuple[Origin, str, str]:
+    """(origin, Host header, request target) of an absolute URL."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
         raise ConnectFailedError(f"unsupported URL {url!r}")
-    port = parts.port or (443 if scheme == "https" else 80)
-    target = parts.path or "/"
-    if parts.query:
-        target = f"{target}?{parts.query}"
-    return (scheme, parts.hostname, port), target
-
-
-def _host_header(origin: Origin) -> str:
-    scheme, host, port = origin
-    name = f"[{host}]" if ":" in host else host
-    return name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
+    netloc, slash, path = rest.partition("/")
+    target = (slash + path).split("#", 1)[0] or "/"
+    if "?" in netloc:  # http://host?query
+        netloc, _, query = netloc.partition("?")
+        target = f"/?{query}"
+    origin, host = _parse_origin(f"{scheme}://{netloc}")
+    return origin, host, target
 
 
 class _Connection:
@@ -127,15 +136,16 @@ class LeanTransport:
         *,
         follow_redirects: bool = False,
     ) -> Response:
-        origin, target = _origin(url)
-        sent_headers = dict(headers)
+        origin, host, target = _origin(url)
+        sent_headers = headers
         for _ in range(_MAX_REDIRECTS + 1):
-            status, response_headers, body = self._exchange(origin, method, target, sent_headers, content)
+            data = _encode_request(method, target, host, sent_headers, content)
+            status, response_headers, body = self._exchange(origin, method, data)
             location = response_headers.get("location")
             if not (follow_redirects and status in _REDIRECTS and location):
                 return Response(status, response_headers, body, url)
             url = urljoin(url, location)
-            new_origin, target = _origin(url)
+            new_origin, host, target = _origin(url)
             if new_origin != origin:
                 # Never hand the registry's credentials to another host (S3, a CDN).
                 sent_headers = {k: v for k, v in sent_headers.items() if k.lower() != "authorization"}
@@ -172,10 +182,7 @@ class LeanTransport:
                     return
         connection.close()
 
-    def _exchange(
-        self, origin: Origin, method: str, target: str, headers: Mapping[str, str], content: bytes | None
-    ) -> tuple[int, dict[str, str], bytes]:
-        data = _encode_request(method, target, _host_header(origin), headers, content)
+    def _exchange(self, origin: Origin, method: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
         # One retry, only when a reused connection turns out to be closed by the
         # server before it answered: every request sent here is idempotent.
         for _ in range(2):
@@ -253,6 +260,29 @@ def _parse_status(line: bytes) -> tuple[int, bool]:
 
 
 def _read_headers(reader: io.BufferedReader) -> dict[str, str]:
+    buffered = reader.peek(_MAX_LINE)
+    if buffered.startswith(b"\r\n"):
+        reader.read(2)
+        return {}
+    end = buffered.find(b"\r\n\r\n")
+    if end < 0:
+        return _read_header_lines(reader)
+    # The whole block is already buffered: one read and one split instead of a readline per header.
+    block = reader.read(end + 4)[:end]
+    headers: dict[str, str] = {}
+    for line in block.decode("latin-1").split("\r\n"):
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise BrokenResponseError(f"malformed response header line {line[:80]!r}")
+        key = name.strip().lower()
+        value = value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    if len(headers) > _MAX_HEADERS:
+        raise BrokenResponseError(f"more than {_MAX_HEADERS} response headers")
+    return headers
+
+
+def _read_header_lines(reader: io.BufferedReader) -> dict[str, str]:
     headers: dict[str, str] = {}
     for _ in range(_MAX_HEADERS):
         line = reader.readline(_MAX_LINE)

@@ -53,8 +53,8 @@ class StorageDeleter:
 
     def check_delete_enabled(self, repository: str) -> None:
         """``storage.delete.enabled`` guards only the API; here the question is whether we may write."""
-        manifests = os.path.join(self.layout.repository_dir(repository), "_manifests")
-        for directory in (manifests, os.path.join(manifests, "tags"), os.path.join(manifests, "revisions")):
+        manifests = f"{self.layout.repository_dir(repository)}/_manifests"
+        for directory in (manifests, f"{manifests}/tags", f"{manifests}/revisions"):
             if os.path.isdir(directory) and not os.access(directory, os.W_OK | os.X_OK):
                 raise StoragePermissionError(f"cannot write to {directory}", hint=PERMISSION_HINT)
 

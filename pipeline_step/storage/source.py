@@ -19,7 +19,7 @@ from pipeline_step.concurrency import run_bounded
 from pipeline_step.errors import RegistryError
 from pipeline_step.inventory.api import config_digests, created_of
 from pipeline_step.inventory.model import RepositoryInventory
-from pipeline_step.progress import ProgressFactory, null_progress
+from pipeline_step.progress import Progress, ProgressFactory, null_progress
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.model import Manifest, parse_created, parse_manifest
 from pipeline_step.storage.layout import StorageLayout
@@ -53,44 +53,56 @@ class StorageInventorySource:
     ) -> RepositoryInventory:
         layout = self.layout
         inventory = RepositoryInventory(repository)
+        revisions = layout.revisions(repository)
         tag_names = layout.tags(repository)
-        bar = progress(f"read {repository}", len(tag_names))
-        pointed: dict[str, str] = {}
+        bar = progress(f"read {repository}", len(revisions) + len(tag_names))
         try:
-            for tag in tag_names:
-                if self.stop.is_set():
-                    break
-                try:
-                    digest = layout.tag_digest(repository, tag)
-                except RegistryError as exc:
-                    inventory.unresolved[tag] = str(exc)
-                else:
-                    if digest is None:
-                        inventory.vanished.add(tag)  # a tag directory without current/link
-                    else:
-                        pointed[tag] = digest
-                bar.advance()
+            self._read_manifests(inventory, revisions, bar)
+            pending = self._read_tags(inventory, tag_names, bar)
         finally:
             bar.close()
-        revisions = set(layout.revisions(repository))
-        # A tag may point at a manifest linked only the legacy way (2.1.0 linked some into _layers).
-        legacy = {d for d in set(pointed.values()) - revisions if layout.has_revision(repository, d)}
-        self._read_manifests(inventory, revisions | legacy)
-        for tag, digest in pointed.items():
-            if digest not in revisions and digest not in legacy:
-                inventory.vanished.add(tag)  # the API answers 404 for a tag whose revision is gone
-            elif digest in inventory.manifests:
-                inventory.tags[tag] = digest
-            else:
+        for tag, digest in pending:
+            if digest in revisions:
                 inventory.unresolved[tag] = f"cannot read manifest {digest} from the storage"
-        tagged = inventory.digests()
+            elif layout.has_revision(repository, digest):
+                # Linked only the legacy way (2.1.0 linked some manifests into _layers).
+                self._read_manifests(inventory, {digest}, null_progress("", 0))
+                if digest in inventory.manifests:
+                    inventory.tags[tag] = inventory.manifests[digest].digest
+                else:
+                    inventory.unresolved[tag] = f"cannot read manifest {digest} from the storage"
+            else:
+                inventory.vanished.add(tag)  # the API answers 404 for a tag whose revision is gone
+        tagged = set(inventory.tags.values())
         inventory.untagged = {digest for digest in inventory.manifests if digest not in tagged}
         wanted = {digest for tag, digest in inventory.tags.items() if needs_created(tag)}
         if wanted:
             self._collect_created(inventory, wanted)
         return inventory
 
-    def _read_manifests(self, inventory: RepositoryInventory, digests: set[str]) -> None:
+    def _read_tags(self, inventory: RepositoryInventory, tag_names: list[str], bar: Progress) -> list[tuple[str, str]]:
+        """Resolve tags to the manifests already read; returns the (tag, digest) pairs still open."""
+        manifests = inventory.manifests
+        pending: list[tuple[str, str]] = []
+        for tag in tag_names:
+            if self.stop.is_set():
+                break
+            try:
+                digest = self.layout.tag_digest(inventory.name, tag)
+            except RegistryError as exc:
+                inventory.unresolved[tag] = str(exc)
+            else:
+                if digest is None:
+                    inventory.vanished.add(tag)  # a tag directory without current/link
+                elif digest in manifests:
+                    # The manifest's own digest string: one copy per digest, not one per tag.
+                    inventory.tags[tag] = manifests[digest].digest
+                else:
+                    pending.append((tag, digest))
+            bar.advance()
+        return pending
+
+    def _read_manifests(self, inventory: RepositoryInventory, digests: set[str], bar: Progress) -> None:
         lock = threading.Lock()
 
         def read(digest: str) -> None:
@@ -98,11 +110,12 @@ class StorageInventorySource:
                 manifest, _ = read_manifest(self.layout, digest)
             except RegistryError as exc:
                 log.warning("cannot read manifest %s of %s: %s", digest, inventory.name, exc)
-                return
-            with lock:
-                inventory.manifests[digest] = manifest
+            else:
+                with lock:
+                    inventory.manifests[digest] = manifest
+            bar.advance()
 
-        run_bounded(sorted(digests), read, workers=self.concurrency, stop=self.stop.is_set)
+        run_bounded(digests, read, workers=self.concurrency, stop=self.stop.is_set)
 
     def _collect_created(self, inventory: RepositoryInventory, digests: set[str]) -> None:
         configs: dict[str, datetime | None] = {}
