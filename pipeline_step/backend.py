@@ -21,7 +21,8 @@ from pipeline_step.storage.source import StorageInventorySource
 
 RESTART_NOTE = (
     "direct mode: restart the registry before relying on the result (or run `registry-prune gc`/`recover`, "
-    "which restart it): until then its in-memory cache can still answer for the removed manifests"
+    "which restart it): the registry did not make these changes itself, so its caches (in-memory or redis blob "
+    "descriptors) were not told and can still answer for removed content until then"
 )
 
 

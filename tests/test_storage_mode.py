@@ -160,3 +160,25 @@ def test_each_tag_is_re_read_just_before_its_directory_is_removed(seeded_storage
     assert deleter.delete(step) is DeleteResult.ALREADY_GONE
     assert deleter.resolve_tag("team/app", "3.3.0-alpha.8") == seeded.alphas[8].digest
     assert deleter.resolve_tag("team/app", "no-such-tag") is None
+
+
+def test_a_running_registry_stops_serving_what_a_direct_prune_removed(
+    registry_factory: RegistryFactory, seeded_storage: tuple[Path, Seeded], tmp_path: Path
+) -> None:
+    source, seeded = seeded_storage
+    served = registry_factory("live-registry", storage=source)
+    doomed = seeded.alphas[1].digest
+    assert resolve(served.url, "team/app", doomed) == doomed  # looked up once: anything cacheable is cached
+    result = run_cli(
+        "prune", "--storage-root", str(source), "--registry", served.url, *POLICY, "--json", str(tmp_path / "r.json")
+    )
+    assert result.code == 0, result.output
+    assert "restart the registry" in result.stdout
+    # distribution 2.8 reads the links on every request: removed tags and manifests are gone at once.
+    assert resolve(served.url, "team/app", doomed) is None
+    assert resolve(served.url, "team/app", "3.3.0-alpha.1") is None
+    assert "3.3.0-alpha.1" not in list_tags(served.url, "team/app")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["registry"] == served.url  # the lock and the audit log are keyed like an API run's
+    audit = list((tmp_path / "audit").glob("*.jsonl"))
+    assert len(audit) == 1 and served.url in audit[0].read_text()
