@@ -365,28 +365,30 @@ def test_a_digest_mismatch_while_auditing_skips_that_deletion(app: App, tmp_path
 def mixed_schedule(seed: SeededStorage) -> tuple[Schedule, dict[str, str]]:
     """Persistent faults on a few deletions (with the outcome each must be reported as),
     transient faults of every kind everywhere else."""
+    # Deletions run in digest order: the slow one goes early, so its four timeouts overlap the rest.
     doomed = image_digests(seed)
     expected = {
         doomed[0]: "failed",  # 500 on every DELETE attempt
+        doomed[1]: "deleted",  # applied, then every answer too slow
+        doomed[2]: "deleted",  # applied, then the connection reset every time
         doomed[10]: "failed",  # corrupt manifest while writing the undo log
         doomed[20]: "failed",  # non-JSON manifest while writing the undo log
-        doomed[30]: "deleted",  # applied, then the connection reset every time
-        doomed[40]: "deleted",  # applied, then every answer too slow
     }
     persistent = Rules(
         Rule(Fault("status", 500), method="DELETE", path=path_of(doomed[0])),
+        Rule(Fault("slow", delay=SLOW, forward=True), method="DELETE", path=path_of(doomed[1])),
+        Rule(Fault("reset", forward=True), method="DELETE", path=path_of(doomed[2])),
         Rule(Fault("corrupt"), method="GET", path=path_of(doomed[10])),
         Rule(Fault("garbage"), method="GET", path=path_of(doomed[20])),
-        Rule(Fault("reset", forward=True), method="DELETE", path=path_of(doomed[30])),
-        Rule(Fault("slow", delay=SLOW, forward=True), method="DELETE", path=path_of(doomed[40])),
     )
+    # About 3% of requests: a hundred or so faults, each costing a backoff sleep.
     transient = Rules(
-        Rule(Fault("status", 500), every=31),
-        Rule(Fault("status", 502), every=37),
-        Rule(Fault("status", 503, retry_after="0"), every=41),
-        Rule(Fault("status", 429, retry_after="0.2"), every=43),
-        Rule(Fault("reset"), every=47),
-        Rule(Fault("truncate"), method="GET", every=53),
+        Rule(Fault("status", 500), every=151),
+        Rule(Fault("status", 502), every=157),
+        Rule(Fault("status", 503, retry_after="0"), every=163),
+        Rule(Fault("status", 429, retry_after="0.2"), every=167),
+        Rule(Fault("reset"), every=173),
+        Rule(Fault("truncate"), method="GET", every=179),
         Rule(Fault("slow", delay=SLOW), method="HEAD", every=701, limit=2),
         cap_per_request=2,
     )
