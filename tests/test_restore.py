@@ -148,6 +148,20 @@ def test_restore_selected_tags_leaves_a_repushed_tag_alone_unless_forced(app: Ap
         assert registry.resolve(seed.repo, alpha(4)) == seed.tags[alpha(4)]
 
 
+def test_restore_undoes_a_direct_storage_prune_through_the_api(app: App) -> None:
+    server, seed = app
+    pruned = run_cli("prune", "--storage-root", str(seed.storage), *seed.policy, "--no-progress")
+    assert pruned.code == 0, pruned.output
+    match = re.search(r"registry-prune restore --from (\S+)`", pruned.stdout)
+    assert match, pruned.stdout
+    result, report = restore("--from", match.group(1), "--registry", server.url)
+    assert result.code == 0, result.output
+    assert "the audit log was written for file://" in result.stdout
+    assert tags_in(report, "restored") == {*seed.expected_deleted, None}
+    with RegistryState(server.url) as registry:
+        assert registry.snapshot(seed.repo) == seed.tags
+
+
 def test_restore_waits_for_the_registry_lock_or_fails_fast(app: App, tmp_path: Path) -> None:
     server, seed = app
     audit = prune(server, seed)
@@ -177,6 +191,7 @@ BAD_INPUT = {
     "unknown-tag": "tag '9.9.9' is not in the audit log (it records these tags: 1.0.0-alpha.1)",
     "altered-bytes": "holds bytes of another digest",
     "storage-root": "--storage-root is not supported",
+    "direct-mode-audit": "it was written by a direct-storage prune (pass --registry URL",
 }
 
 
@@ -199,6 +214,8 @@ def test_bad_restore_input_is_one_line_and_changes_nothing(tmp_path: Path, case:
         args = ["--from", str(tmp_path / "altered.jsonl")]
     elif case == "storage-root":
         args += ["--storage-root", str(tmp_path)]
+    elif case == "direct-mode-audit":
+        args = ["--from", str(write_audit(tmp_path / "direct", "file:///var/lib/registry", body, compute_digest(body)))]
     result = run_cli("restore", *args)
     assert result.code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]

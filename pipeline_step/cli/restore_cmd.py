@@ -87,6 +87,11 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
     chosen = select(deletions, tags=args.tag or (), repositories=args.only_repos or ())
     audited = sorted({d.registry for d in deletions})
     if args.registry is None and (args.config is None or load_configuration(args.config).settings.registry is None):
+        if not audited[0].startswith(("http://", "https://")):
+            raise UsageError(
+                f"the audit log names no registry URL ({audited[0]}): it was written by a direct-storage prune",
+                hint="pass --registry URL of the registry that serves that storage",
+            )
         args.registry = audited[0]  # the registry the prune ran against
     configuration = options.load(args)
     human = sys.stderr if args.json == "-" else sys.stdout
