@@ -186,6 +186,7 @@ class Restorer:
         self.echo = echo
         self.stop = stop
         self._readable: dict[tuple[str, str], bool] = {}
+        self._not_restored: set[tuple[str, str]] = set()  # audited manifests this run could not put back
         self._would_exist: set[tuple[str, str]] = set()  # restored in a dry run
 
     def run(self, deletions: list[AuditedDeletion]) -> RestoreResult:
@@ -196,6 +197,8 @@ class Restorer:
                 result.outcomes.append(RestoreOutcome(deletion, RestoreStatus.NOT_ATTEMPTED, "interrupted"))
                 continue
             outcome = self._restore(deletion)
+            if outcome.status in (RestoreStatus.UNRESTORABLE, RestoreStatus.FAILED):
+                self._not_restored.add((deletion.repository, deletion.digest))
             result.outcomes.append(outcome)
             self.echo(describe(outcome, dry_run=self.dry_run))
         return result
@@ -214,7 +217,7 @@ class Restorer:
                     return RestoreOutcome(
                         deletion,
                         RestoreStatus.UNRESTORABLE,
-                        _unrestorable_detail(manifest, missing),
+                        self._unrestorable_detail(repo, manifest, missing),
                         missing=tuple(missing),
                         tags=[TagOutcome(t, TagStatus.NOT_RESTORED) for t in deletion.tags],
                     )
@@ -231,6 +234,17 @@ class Restorer:
             )
         outcome.tags = [self._retag(deletion, manifest, tag) for tag in deletion.tags]
         return outcome
+
+    def _unrestorable_detail(self, repo: str, manifest: Manifest, missing: list[str]) -> str:
+        plural = "s" if len(missing) > 1 else ""
+        listed = ", ".join(missing)
+        if manifest.is_index and all((repo, digest) in self._not_restored for digest in missing):
+            return f"its child manifest{plural} {listed} could not be restored (see above)"
+        what = "child manifest" if manifest.is_index else "blob"
+        return (
+            f"{what}{plural} {listed} no longer exist{'' if plural else 's'}: "
+            "garbage collection ran after the prune, so this image cannot be restored"
+        )
 
     def _exists(self, repo: str, reference: str) -> bool:
         if (repo, reference) in self._would_exist:
@@ -283,15 +297,6 @@ class Restorer:
         if head is not None:
             return TagOutcome(tag, TagStatus.OVERWRITTEN, f"moved back from {short(head.digest)} (--force)")
         return TagOutcome(tag, TagStatus.RESTORED)
-
-
-def _unrestorable_detail(manifest: Manifest, missing: list[str]) -> str:
-    what = "child manifest" if manifest.is_index else "blob"
-    plural = "s" if len(missing) > 1 else ""
-    return (
-        f"{what}{plural} {', '.join(missing)} no longer exist{'' if plural else 's'}: "
-        "garbage collection ran after the prune, so this image cannot be restored"
-    )
 
 
 def describe(outcome: RestoreOutcome, *, dry_run: bool = False) -> str:

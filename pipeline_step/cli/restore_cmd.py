@@ -121,7 +121,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
 def _summary(report: RestoreReport, result: RestoreResult) -> str:
     restored = result.with_status(RestoreStatus.RESTORED)
     verb = "would restore" if result.dry_run else "restored"
-    parts = [f"{verb} {len(restored)} manifests ({len(report.restored)} tags)"]
+    tags = sum(1 for entry in report.restored if entry.tag is not None)
+    parts = [f"{verb} {len(restored)} manifests ({tags} tags)"]
     if report.present:
         parts.append(f"{len(report.present)} already there")
     if report.unrestorable:
