@@ -34,8 +34,14 @@ from pipeline_step.policy.versions import VersionKey, version_key
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.model import Descriptor, Manifest
 
+# "ci": the same 300 examples on every run and machine (no seed, no example database).
 settings.register_profile(
-    "ci", max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("thorough", max_examples=5000, deadline=None)
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
