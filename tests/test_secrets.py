@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -185,14 +185,15 @@ def test_a_registry_500_that_echoes_the_request_leaks_nothing(
 # -- bearer tokens ---------------------------------------------------------------------------
 
 
+@dataclass
 class RecordingTokenServer(TokenServer):
     """Remembers every token it signs: each one is a canary."""
 
-    issued: list[str]
+    issued: list[str] = field(default_factory=list)
 
     def sign(self, subject: str, access: list[dict[str, Any]], *, lifetime: int | None = None) -> str:
         token = super().sign(subject, access, lifetime=lifetime)
-        self.__dict__.setdefault("issued", []).append(token)
+        self.issued.append(token)
         return token
 
 
@@ -201,9 +202,9 @@ def token_registry(
     registry_factory: RegistryFactory, tmp_path: Path
 ) -> Iterator[tuple[RegistryServer, SeededStorage, RecordingTokenServer]]:
     seed = write_app(tmp_path / "seeded", count=14, keep=10)
-    tokens = RecordingTokenServer(
-        tmp_path / "tokens", users={USER: PASSWORD}, grants={USER: {"pull", "push", "delete"}}
-    ).start()
+    grants = {USER: {"pull", "push", "delete"}}
+    tokens = RecordingTokenServer(tmp_path / "tokens", users={USER: PASSWORD}, grants=grants)
+    tokens.start()
     server = registry_factory("token", storage=seed.storage, auth=tokens.registry_auth())
     yield server, seed, tokens
     tokens.stop()
@@ -219,7 +220,7 @@ def test_issued_tokens_never_show(
         "--audit-dir", str(tmp_path / "audit"), "--json", str(report), env={"REGISTRY_PASSWORD": PASSWORD},
     )  # fmt: skip
     assert result.code == 0, result.output
-    issued = tokens.__dict__.get("issued", [])
+    issued = list(tokens.issued)
     assert len(issued) >= 3  # /v2/, pull and delete scopes
     collect(result, report=report, audit_dir=tmp_path / "audit").assert_clean(*issued)
 

@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     count = int(argv[0])
     cli_args = argv[argv.index("--") + 1 :]
     registry = MemoryRegistry(count)
-    connect.make_transport = lambda *args, **kwargs: registry  # type: ignore[assignment]
+    connect.make_transport = lambda *args, **kwargs: registry
     code = cli_main(cli_args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"requests: {registry.requests}", file=sys.stderr)
