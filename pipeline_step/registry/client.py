@@ -370,13 +370,17 @@ class RegistryClient:
     def blob_readable(self, repository: str, digest: str) -> bool:
         """Read the first byte of a blob. Unlike HEAD, this touches the stored data,
         so a blob answered from a stale cache after GC shows up as missing."""
-        response = self._send(
-            "GET",
-            f"/v2/{quote(repository, safe='/')}/blobs/{digest}",
-            scope=f"repository:{repository}:pull",
-            headers={"Range": "bytes=0-0"},
-            follow_redirects=True,
-        )
+        try:
+            response = self._send(
+                "GET",
+                f"/v2/{quote(repository, safe='/')}/blobs/{digest}",
+                scope=f"repository:{repository}:pull",
+                headers={"Range": "bytes=0-0"},
+                follow_redirects=True,
+            )
+        except RegistryProtocolError:
+            # Headers, then a broken body, on every retry: the registry's cache lists a blob whose data is gone.
+            return False
         if response.status in (200, 206):
             return True
         if response.status == 416:  # an empty blob has no first byte
