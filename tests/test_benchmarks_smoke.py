@@ -33,7 +33,7 @@ def test_quick_benchmark_runs_every_mode_and_prints_the_table(tmp_path: Path) ->
             "benchmarks.run",
             "--quick",
             "--scenario",
-            "plan-50x200",
+            "plan-1x2000",
             "--scenario",
             "prune-1990of2000",
             "--workdir",
@@ -48,8 +48,8 @@ def test_quick_benchmark_runs_every_mode_and_prints_the_table(tmp_path: Path) ->
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     table = completed.stdout.split("registry-prune benchmark:", 1)[1]
-    for mode in ("raw floor (httpx loop)", "api ", "api, httpx transport", "direct (--storage-root)"):
-        assert re.search(rf"\nplan 3 x 15 tags, one image each +{re.escape(mode)}", table), mode
+    for mode in ("raw floor (httpx loop)", "api ", "api, httpx transport", "api, --concurrency 8", "direct ("):
+        assert re.search(rf"\nplan 1 x 40 tags, one image each +{re.escape(mode)}", table), mode
     assert re.search(r"\nprune all but 10 of 1 x 40 tags, one image each +direct \(--storage-root\) +1 ", table)
     assert "prune: API <= 1.15x the raw floor" in completed.stdout
     assert list(tmp_path.iterdir()) == []  # seeded storages are cleaned up
