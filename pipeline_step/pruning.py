@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from pipeline_step.errors import ExitCode
 from pipeline_step.execution.executor import AuditSink, Deleter, ExecutionResult, Executor, StepOutcome
 from pipeline_step.planning.build import InventorySource, Plan, build_plan
 from pipeline_step.policy.config import Configuration
@@ -23,6 +24,19 @@ class PruneRun:
     plan: Plan
     execution: ExecutionResult | None
     report: RunReport
+
+    def exit_code(self) -> ExitCode:
+        """0, or why not: interrupted, the fatal error's code, or partial (failures, blocked repositories)."""
+        execution = self.execution
+        if execution is None:
+            return ExitCode.OK
+        if execution.interrupted:
+            return ExitCode.INTERRUPTED
+        if execution.fatal is not None:
+            return execution.fatal.exit_code
+        if self.report.outcome == "partial":
+            return ExitCode.PARTIAL
+        return ExitCode.OK
 
 
 def prune(

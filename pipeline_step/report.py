@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pipeline_step import __version__
+from pipeline_step.errors import PruneError
 from pipeline_step.execution.executor import ExecutionResult, Status, StepOutcome
 from pipeline_step.planning.build import Plan
 from pipeline_step.planning.planner import Action
@@ -79,6 +80,21 @@ class RunReport(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(redact(self.model_dump_json()))
         return result
+
+
+def failure_report(*, command: str, registry: str, dry_run: bool, started_at: datetime, error: PruneError) -> RunReport:
+    """The report of a run that failed before it could plan or execute anything."""
+    return RunReport(
+        command=command,
+        registry=registry,
+        dry_run=dry_run,
+        executed=False,
+        outcome="failed",
+        exit_code=int(error.exit_code),
+        error=str(error),
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc),
+    )
 
 
 def _entries_for(outcome: StepOutcome, reason: str) -> list[Entry]:
@@ -148,7 +164,8 @@ def build_report(
             report.outcome = "interrupted"
         elif execution.fatal is not None:
             report.outcome = "failed"
-        elif report.failed:
+        elif report.failed or any(r.blocked for r in plan.repositories):
+            # A blocked repository was not pruned at all: an unattended job must not stay green.
             report.outcome = "partial"
         else:
             report.outcome = "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,15 @@ def test_unknown_command_and_help() -> None:
     assert helped.code == 0 and "--dry-run" in helped.stdout and "--older-than" in helped.stdout
     version = run_cli("--version")
     assert version.code == 0 and version.stdout.startswith("registry-prune ")
+
+
+def test_a_run_that_fails_before_planning_still_writes_its_report(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    result = run_cli(
+        "prune", "--registry", free_port_url(), "--repo", "team/app", "--timeout", "2", "--json", str(report)
+    )
+    assert result.code == 4
+    document = json.loads(report.read_text())
+    assert document["outcome"] == "failed" and document["exit_code"] == 4
+    assert "cannot connect to the registry" in document["error"]
+    assert document["deleted"] == [] and document["executed"] is False

@@ -118,12 +118,10 @@ def test_malformed_manifests_in_the_registry_block_their_repository(
         assert registry.tags(seed.repo) == before
         for tag, digest in seed.tags.items():
             assert registry.resolve(seed.repo, tag) == digest
-    if result.code == 0:
-        # Safe (nothing deleted, the report says why), but an unattended job stays green while
-        # its repository is never pruned again. prune_cmd._finish should exit 5 for a blocked
-        # repository; that file belongs to another change (see the issue-6 report).
-        pytest.xfail("a repository blocked by unresolvable tags still exits 0")
+    # Safe, but an unattended job must not stay green while its repository is never pruned again.
     assert result.code == 5
+    assert document["outcome"] == "partial" and document["exit_code"] == 5
+    assert "warning: nothing deleted in team/app" in result.stderr
 
 
 # -- 100,000 tags ----------------------------------------------------------------------------

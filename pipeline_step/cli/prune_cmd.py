@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from datetime import datetime, timezone
 
 from pipeline_step.audit import AuditLog
 from pipeline_step.cli import options, output
 from pipeline_step.cli.parser import Parser, Subcommands
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import AuthenticationError, ExitCode
+from pipeline_step.errors import AuthenticationError, PruneError
 from pipeline_step.execution.executor import Status
 from pipeline_step.pruning import PruneRun, prune
+from pipeline_step.redact import redact
+from pipeline_step.report import failure_report
 from pipeline_step.units import format_bytes
 from pipeline_step.usage import predict_catalog_reclaim
 
@@ -123,30 +126,40 @@ def _prediction_notes(args: argparse.Namespace, run: PruneRun, target: options.T
 def _finish(args: argparse.Namespace, run: PruneRun, notes: list[str]) -> int:
     report = run.report
     report.notes.extend(notes)
+    code = run.exit_code()
+    report.exit_code = int(code)
     if args.json != "-":
         output.print_table(report)
     human = sys.stderr if args.json == "-" else sys.stdout
     print(output.summary_line(report), file=human)
     for note in notes:
         print(note, file=human)
-    execution = run.execution
-    code = ExitCode.OK
-    if execution is not None:
-        if execution.interrupted:
-            code = ExitCode.INTERRUPTED
-        elif execution.fatal is not None:
-            code = execution.fatal.exit_code
-            print(f"registry-prune: error: {execution.fatal}", file=sys.stderr)
-        elif report.failed:
-            code = ExitCode.PARTIAL
-    report.exit_code = int(code)
+    for blocked in (r.blocked for r in report.repositories if r.blocked):
+        print(redact(f"registry-prune: warning: {blocked}"), file=sys.stderr)
+    if run.execution is not None and run.execution.fatal is not None:
+        print(redact(f"registry-prune: error: {run.execution.fatal}"), file=sys.stderr)
     output.write_json(report, args.json)
     return int(code)
 
 
+def _guarded(args: argparse.Namespace, runtime: Runtime, *, command: str, dry_run: bool) -> int:
+    """Run, and if it fails before planning is done, still leave a --json report saying why."""
+    started = datetime.now(timezone.utc)
+    try:
+        return _finish(args, *_run(args, runtime, command=command, dry_run=dry_run))
+    except PruneError as exc:
+        if args.json:
+            registry = getattr(args, "registry", None) or ""
+            output.write_json(
+                failure_report(command=command, registry=registry, dry_run=dry_run, started_at=started, error=exc),
+                args.json,
+            )
+        raise
+
+
 def run_plan(args: argparse.Namespace, runtime: Runtime) -> int:
-    return _finish(args, *_run(args, runtime, command="plan", dry_run=True))
+    return _guarded(args, runtime, command="plan", dry_run=True)
 
 
 def run_prune(args: argparse.Namespace, runtime: Runtime) -> int:
-    return _finish(args, *_run(args, runtime, command="prune", dry_run=args.dry_run))
+    return _guarded(args, runtime, command="prune", dry_run=args.dry_run)
