@@ -39,7 +39,9 @@ FLOOR, API, HTTPX, DIRECT = "raw floor (httpx loop)", "api", "api, httpx transpo
 API8 = "api, --concurrency 8"  # is the default of 4 right?
 LIB_API, LIB_DIRECT = "api, library build_plan", "direct, library build_plan"
 SMALL_MODES = (FLOOR, API, DIRECT)
-LARGE_MODES = (FLOOR, API, DIRECT, LIB_API, LIB_DIRECT)
+# At 100,000 tags the API is measured through the library entry point only (the CLI adds its report and
+# table, which the direct CLI row shows): a second 100,000-request run would push the total past 15 minutes.
+LARGE_MODES = (FLOOR, LIB_API, LIB_DIRECT, DIRECT)
 
 
 @dataclass(frozen=True)
@@ -289,23 +291,25 @@ def check_targets(results: list[Measured]) -> list[str]:
         )
     for m in results:
         name = m.scenario.name
-        if m.mode == API:
+        if m.mode == API or (m.mode == LIB_API and (name, API) not in by):
             floor_wall = wall(name, FLOOR)
             if floor_wall and not m.scenario.prune:
                 ratio = m.median("wall") / floor_wall
-                checks.append((f"{name}: API plan <= 1.15x the raw floor", ratio <= 1.15, f"{ratio:.3f}x"))
+                checks.append((f"{name}: {m.mode} plan <= 1.15x the raw floor", ratio <= 1.15, f"{ratio:.3f}x"))
             per = m.cpu_per_request_ms
             if per is not None:
-                checks.append((f"{name}: API <= 0.3 ms client CPU per request", per <= 0.3, f"{per:.3f} ms"))
+                checks.append((f"{name}: {m.mode} <= 0.3 ms client CPU per request", per <= 0.3, f"{per:.3f} ms"))
             if not m.scenario.prune:
                 requests = m.runs[-1]["requests"]
                 allowed = m.tags + m.repositories + 2  # a tag list per repository, /v2/ and the catalog
-                label = f"{name}: API plan <= 1 request per tag (+1 per repository, +2)"
+                label = f"{name}: {m.mode} plan <= 1 request per tag (+1 per repository, +2)"
                 checks.append((label, requests <= allowed, f"{requests} requests for {m.tags} tags"))
         if name.startswith("plan-100k"):
-            if m.mode == DIRECT and wall(name, API):
-                ratio = (wall(name, API) or 0) / m.median("wall")
-                checks.append((f"{name}: direct plan >= 10x faster than through the API", ratio >= 10, f"{ratio:.1f}x"))
+            through_api = wall(name, LIB_API if m.mode == LIB_DIRECT else API)
+            if m.mode in (DIRECT, LIB_DIRECT) and through_api:
+                ratio = through_api / m.median("wall")
+                label = f"{name}: {m.mode} plan >= 10x faster than through the API"
+                checks.append((label, ratio >= 10, f"{ratio:.1f}x"))
             if m.mode in (API, DIRECT, LIB_API, LIB_DIRECT):
                 rss = max(run["peak_rss_mb"] for run in m.runs)
                 checks.append((f"{name}: {m.mode}: peak RSS <= 100 MB", rss <= 100, f"{rss:.0f} MB"))
