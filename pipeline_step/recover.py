@@ -38,6 +38,7 @@ from pipeline_step.policy.config import Configuration, RetentionPolicy
 from pipeline_step.progress import ProgressFactory, null_progress
 from pipeline_step.registry.client import RegistryClient
 from pipeline_step.units import FreeSpaceThreshold, format_bytes
+from pipeline_step.usage import predict_catalog_reclaim
 
 CANNOT_HELP = frozenset({Category.AGENT_DISK_FULL, Category.AUTH, Category.NETWORK})
 
@@ -55,6 +56,7 @@ class RecoverSettings:
     gc: GcCommands | None = None
     classification: Classification | None = None
     health_timeout: float = 120.0
+    predict_catalog: bool = False  # check the reclaim prediction against every repository
 
 
 @dataclass
@@ -258,6 +260,10 @@ class Recoverer:
                 stop=self.stop,
                 policy_for=policy_for,
             )
+            if settings.predict_catalog and plan.step_count:
+                plan.reclaim = predict_catalog_reclaim(
+                    self.backend.source, plan, progress=self.progress, stop=self.stop
+                )
             round_ = Round(cap, plan)
             recovery.rounds.append(round_)
             steps = plan.step_count

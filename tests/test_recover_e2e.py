@@ -199,3 +199,51 @@ def test_seed_log_triggers_and_dry_run_changes_nothing(full_disk: FullDisk, tmp_
     assert list_tags(registry.url, REPO) == before
     assert registry.disk.free_bytes() == free
     assert os.path.exists(registry.pidfile)
+
+
+def test_recover_in_direct_storage_mode(full_disk: FullDisk, tmp_path: Path) -> None:
+    """The same recovery, planning and deleting on the registry's storage directory (O(tags)),
+    then GC, restart and the push through the API."""
+    registry, layout = full_disk.registry, full_disk.layout
+    report_path = tmp_path / "report.json"
+    result = run_cli(
+        "recover",
+        "--registry",
+        registry.url,
+        "--storage-root",
+        str(registry.storage),
+        "--repo",
+        REPO,
+        "--match",
+        "alpha",
+        "--keep",
+        "5",
+        "--push-cmd",
+        layout.push_command(full_disk.failed_tag, registry.host, REPO),
+        "--push-backoff",
+        "0.2",
+        "--gc-cmd",
+        registry.gc_command(),
+        "--restart-cmd",
+        registry.ctl("restart"),
+        "--disk",
+        f"path:{registry.storage}",
+        "--min-free",
+        "20%",
+        "--json",
+        str(report_path),
+    )
+    assert result.code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["outcome"] == "recovered" and report["push"]["verified"] is True
+    newest = int(full_disk.failed_tag.rsplit(".", 1)[1])
+    alphas = [t for t in list_tags(registry.url, REPO) if "alpha" in t]
+    assert sorted(alphas, key=lambda t: int(t.rsplit(".", 1)[1])) == [
+        f"3.3.0-alpha.{n}" for n in range(newest - 5, newest + 1)
+    ]
+    for tag, digest in full_disk.protected.items():
+        assert resolve(registry.url, REPO, tag) == digest
+    # Catalog-wide prediction is the default in direct mode, and it matches what GC freed.
+    assert report["predicted_reclaim_bytes"] <= report["freed_bytes"] * 1.05
+    assert report["freed_bytes"] <= report["predicted_reclaim_bytes"] * 1.05
+    assert "restart the registry" not in result.stdout  # recover restarted it

@@ -124,6 +124,24 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
 
 
+def add_predict_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--predict",
+        choices=("catalog", "selected"),
+        help="check the predicted reclaim against every repository of the catalog (exact: shared layers "
+        "are not counted), or only the selected ones (an upper bound, no extra reads). Default: catalog "
+        "in direct mode, selected through the API (there the scan costs a request per tag of every other "
+        "repository)",
+    )
+
+
+def predict_scope(args: argparse.Namespace, *, direct: bool) -> str:
+    """``catalog`` costs nothing extra in direct mode; through the API it costs a request per tag of
+    every other repository, and literal --repo names promise not to touch the catalog."""
+    chosen: str | None = getattr(args, "predict", None)
+    return chosen or ("catalog" if direct else "selected")
+
+
 def add_safety_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("locking and undo")
     group.add_argument(

@@ -40,24 +40,10 @@ def register(commands: Subcommands[Parser]) -> None:
         options.add_registry_options(parser)
         options.add_policy_options(parser)
         options.add_output_options(parser)
-        parser.add_argument(
-            "--predict",
-            choices=("catalog", "selected"),
-            help="check the predicted reclaim against every repository of the catalog (exact: shared layers "
-            "are not counted), or only the selected ones (an upper bound, no extra reads). Default: catalog "
-            "in direct mode, selected through the API (there the scan costs a request per tag of every other "
-            "repository)",
-        )
+        options.add_predict_option(parser)
         if parser is prune_parser:
             options.add_safety_options(parser)
         parser.set_defaults(handler=handler)
-
-
-def predict_scope(args: argparse.Namespace, *, direct: bool) -> str:
-    """``catalog`` costs nothing extra in direct mode; through the API it costs a request per tag of
-    every other repository, and literal --repo names promise not to touch the catalog."""
-    chosen: str | None = getattr(args, "predict", None)
-    return chosen or ("catalog" if direct else "selected")
 
 
 def _run(args: argparse.Namespace, runtime: Runtime, *, command: str, dry_run: bool) -> tuple[PruneRun, list[str]]:
@@ -99,7 +85,7 @@ def _prediction_notes(args: argparse.Namespace, run: PruneRun, target: options.T
     if plan.reclaim is None or not plan.step_count:
         return []
     scope = ""
-    if predict_scope(args, direct=target.direct) == "catalog" and not runtime.stop.is_set():
+    if options.predict_scope(args, direct=target.direct) == "catalog" and not runtime.stop.is_set():
         try:
             plan.reclaim = predict_catalog_reclaim(
                 target.backend.source, plan, progress=runtime.progress(args), stop=runtime.stop

@@ -52,6 +52,7 @@ def register(commands: Subcommands[Parser]) -> None:
     )
     options.add_registry_options(parser)
     options.add_policy_options(parser)
+    options.add_predict_option(parser)
     group = parser.add_argument_group("recovery")
     group.add_argument("--force", action="store_true", help="act even without a failed log or a low disk")
     group.add_argument("--dry-run", action="store_true", help="decide and plan only: no delete, GC or push")
@@ -153,6 +154,7 @@ def _settings(args: argparse.Namespace, registry_url: str) -> RecoverSettings:
         gc=gc,
         classification=classification,
         health_timeout=args.health_timeout,
+        predict_catalog=options.predict_scope(args, direct=args.storage_root is not None) == "catalog",
     )
 
 
@@ -189,7 +191,9 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
                 stop=runtime.stop,
                 echo=echo,
             ).run()
-        recovery.notes.extend(backend.notes if any(r.execution for r in recovery.rounds) else [])
+        restarted = any(r.gc is not None and r.gc.restarted for r in recovery.rounds)
+        if any(r.execution for r in recovery.rounds) and not restarted:
+            recovery.notes.extend(backend.notes)
     report = build_recovery_report(recovery, audit_log=audit.path if audit and audit.intents else None)
     if slack is not None:
         sent = slack.send(slack_summary(report, BuildContext.from_env()))

@@ -70,6 +70,7 @@ class GcResult:
     after: DiskUsage | None = None
     error: PruneError | None = None
     warnings: list[str] = field(default_factory=list)
+    restarted: bool = False  # the restart command succeeded: the registry's caches are fresh
 
     @property
     def ok(self) -> bool:
@@ -133,7 +134,10 @@ def run_gc(
 def _restart(
     result: GcResult, command: str, echo: Callable[[str], None], wait_healthy: Callable[[], None] | None
 ) -> None:
-    if _step(result, "restart", command, 600, echo) and wait_healthy is not None:
+    if not _step(result, "restart", command, 600, echo):
+        return
+    result.restarted = True
+    if wait_healthy is not None:
         try:
             wait_healthy()
         except PruneError as exc:
