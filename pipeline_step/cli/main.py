@@ -21,7 +21,7 @@ EPILOG = """exit codes:
   2    bad flags, configuration or input; nothing was changed
   3    the registry refuses deletes (storage.delete.enabled is false, or read-only mode)
   4    registry unreachable, TLS, authentication or protocol error
-  5    some planned deletions failed; the report lists which
+  5    partial: some deletions failed, a repository was left alone, or (restore) images were not restored
   6    another run holds the registry lock (--no-wait)
   10   pruning the registry cannot fix this failure (classify, recover)
   11   the push still fails after recovery (recover)
