@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.support.fake_slack import FakeSlack
 from tests.support.images import list_tags
-from tests.support.scenario import DiskFullRegistry, OciLayout
+from tests.support.scenario import DiskFullRegistry, OciLayout, fill_until_500
 
 REPO = "team/app"
 LAYER = 4 * 1024 * 1024
@@ -46,22 +46,13 @@ def main() -> int:
                 layout.add(release, 64 * 1024)
                 subprocess.run(layout.push_command(release, registry.host, REPO), shell=True, check=True)
             say("CI pushes a 4 MiB build per commit until the disk is full")
-            failed_tag, failed_log = "", ""
-            for n in range(1, 64):
-                tag = f"3.3.0-alpha.{n}"
-                layout.add(tag, LAYER)
-                push = subprocess.run(
-                    layout.push_command(tag, registry.host, REPO),
-                    shell=True,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
+
+            def progress(tag: str, ok: bool) -> None:
+                assert registry.disk is not None
                 free = registry.disk.free_bytes() // 1024
-                print(f"push {REPO}:{tag}: {'ok' if push.returncode == 0 else 'FAILED'} ({free} KiB free)")
-                if push.returncode != 0:
-                    failed_tag, failed_log = tag, push.stderr.strip()
-                    break
+                print(f"push {REPO}:{tag}: {'ok' if ok else 'FAILED'} ({free} KiB free)", flush=True)
+
+            failed_tag, failed_log = fill_until_500(registry, layout, REPO, LAYER, on_push=progress)
             print(f"\nthe deploy stage fails like the seed incident:\n  {failed_log.splitlines()[-1]}")
             console = work / "console.log"
             console.write_text(failed_log + "\n")

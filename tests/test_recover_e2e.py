@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.support.fake_slack import FakeSlack
 from tests.support.images import list_tags, resolve
-from tests.support.scenario import DiskFullRegistry, OciLayout, pull_blobs
+from tests.support.scenario import DiskFullRegistry, OciLayout, fill_until_500, pull_blobs
 
 LAYER = 4 * 1024 * 1024
 REPO = "team/app"
@@ -34,18 +34,6 @@ class FullDisk:
     protected: dict[str, str]  # tag -> digest
 
 
-def fill_until_500(registry: DiskFullRegistry, layout: OciLayout) -> tuple[str, str]:
-    for n in range(1, 64):
-        tag = f"3.3.0-alpha.{n}"
-        layout.add(tag, LAYER)
-        push = subprocess.run(
-            layout.push_command(tag, registry.host, REPO), shell=True, capture_output=True, text=True, check=False
-        )
-        if push.returncode != 0:
-            return tag, push.stdout + push.stderr
-    raise AssertionError("the registry never filled up")
-
-
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
     with DiskFullRegistry(tmp_path / "registry") as registry:
@@ -55,7 +43,7 @@ def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
             layout.add(tag, 64 * 1024)
             subprocess.run(layout.push_command(tag, registry.host, REPO), shell=True, check=True)
             protected[tag] = resolve(registry.url, REPO, tag) or ""
-        failed_tag, failed_log = fill_until_500(registry, layout)
+        failed_tag, failed_log = fill_until_500(registry, layout, REPO, LAYER)
         assert "received unexpected HTTP status: 500 Internal Server Error" in failed_log
         yield FullDisk(registry, layout, failed_tag, failed_log, protected)
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -218,6 +218,39 @@ class DiskFullRegistry:
         stop(self.pidfile)
         if self.disk is not None:
             self.disk.__exit__()
+
+
+def fill_until_500(
+    registry: DiskFullRegistry,
+    layout: OciLayout,
+    repository: str,
+    layer_bytes: int,
+    *,
+    on_push: Callable[[str, bool], None] = lambda tag, ok: None,
+) -> tuple[str, str]:
+    """Push ``3.3.0-alpha.N`` builds until one fails with the registry's 500; returns (tag, skopeo's output).
+
+    When the disk fills in the middle of a layer upload, the registry may drop the
+    connection instead of answering; the next try of the same push then meets a
+    full disk from its first request, which the registry answers with a 500."""
+    for n in range(1, 1000):
+        tag = f"3.3.0-alpha.{n}"
+        layout.add(tag, layer_bytes)
+        for _ in range(3):
+            push = subprocess.run(
+                layout.push_command(tag, registry.host, repository),
+                shell=True,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            output = (push.stdout + push.stderr).strip()
+            if push.returncode == 0 or "500 Internal Server Error" in output:
+                break
+        on_push(tag, push.returncode == 0)
+        if push.returncode != 0:
+            return tag, output
+    raise AssertionError("the registry never filled up")
 
 
 def pull_blobs(url_host: str, repository: str, tag: str) -> dict[str, bytes]:
