@@ -14,9 +14,9 @@ from typing import TextIO
 
 from pydantic import BaseModel
 
-from pipeline_step import __version__
+from pipeline_step import __version__, jsonout
 from pipeline_step.cli import integration_options
-from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
 from pipeline_step.integrations.classify import Classification, classify_file, classify_stream, classify_text
@@ -57,9 +57,9 @@ class ClassifyReport(BaseModel):
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "classify",
-        help="say why a push failed and whether pruning can fix it",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -132,14 +132,7 @@ def _print_human(result: Classification, source: str, stream: TextIO) -> None:
 
 
 def _write_json(report: ClassifyReport, target: str) -> None:
-    text = redact(report.model_dump_json(indent=2)) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        Path(target).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--json {target}: cannot write it: {exc.strerror or exc}") from None
+    jsonout.write(report, target)
 
 
 def run(args: argparse.Namespace, runtime: Runtime) -> int:

@@ -11,9 +11,9 @@ from typing import TextIO
 
 from pydantic import BaseModel
 
-from pipeline_step import __version__
+from pipeline_step import __version__, jsonout
 from pipeline_step.cli import integration_options, options
-from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
 from pipeline_step.integrations.gc import GcCommands, run_gc, wait_until
@@ -50,9 +50,9 @@ class GcRunReport(BaseModel):
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "gc",
-        help="garbage-collect, restart, and measure the space freed",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -157,8 +157,5 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
     lines.extend(notes)
     for line in lines:
         print(redact(line), file=human)
-    if args.json == "-":
-        sys.stdout.write(redact(report.model_dump_json(indent=2)) + "\n")
-    elif args.json:
-        Path(args.json).write_text(redact(report.model_dump_json(indent=2)) + "\n", encoding="utf-8")
+    jsonout.write(report, args.json)
     return int(code)

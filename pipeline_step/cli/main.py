@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from typing import Sequence
 
 from pipeline_step import __version__
-from pipeline_step.cli import classify_cmd, gc_cmd, prune_cmd, recover_cmd, restore_cmd, usage_cmd
-from pipeline_step.cli.parser import Parser
+from pipeline_step.cli.parser import COMMANDS, Parser, add_command
 from pipeline_step.cli.runtime import Runtime, configure_logging
 from pipeline_step.errors import ExitCode, PruneError
 from pipeline_step.redact import redact
@@ -30,7 +30,12 @@ EPILOG = """exit codes:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with full arguments for the command in ``argv`` (every command when None)."""
     parser = Parser(
         prog="registry-prune",
         description="Safe retention pruning, garbage collection and push recovery for Docker Registry v2.",
@@ -43,8 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for module in (prune_cmd, recover_cmd, classify_cmd, gc_cmd, usage_cmd, restore_cmd):
-        module.register(commands)
+    chosen = _chosen_command(argv) if argv is not None else None
+    modules = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+    for module in modules:
+        if chosen is None or COMMANDS[chosen][0] == module:
+            importlib.import_module(f"pipeline_step.cli.{module}").register(commands)
+    for name in COMMANDS:
+        if name not in commands.choices:
+            add_command(commands, name)
+    # argparse lists commands in the order they were added; keep the table's order.
+    commands._choices_actions.sort(key=lambda action: list(COMMANDS).index(action.dest))
     return parser
 
 
@@ -52,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime = Runtime()
     debug = False
     try:
-        args = build_parser().parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(words).parse_args(words)
         debug = args.debug
         runtime.verbosity = -1 if args.quiet else args.verbose
         configure_logging(runtime.verbosity)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from pipeline_step.audit import AuditLog
 from pipeline_step.cli import options, output
-from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import AuthenticationError, PruneError
 from pipeline_step.execution.executor import Status
@@ -21,15 +21,15 @@ from pipeline_step.usage import predict_catalog_reclaim
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    plan = commands.add_parser(
+    plan = add_command(
+        commands,
         "plan",
-        help="show what a prune would delete; changes nothing",
         description="Resolve every tag, apply the retention policy and print each decision with its reason. "
         "Changes nothing on the registry.",
     )
-    prune_parser = commands.add_parser(
+    prune_parser = add_command(
+        commands,
         "prune",
-        help="delete what the plan says (or --dry-run)",
         description="Plan exactly as `plan` does, then DELETE the planned manifests by digest. "
         "Each tag is re-resolved just before its DELETE; re-pushed tags are skipped. "
         "Every deleted manifest is written to an audit log first, so `restore` can undo the prune "
@@ -124,7 +124,7 @@ def _finish(args: argparse.Namespace, run: PruneRun, notes: list[str]) -> int:
         print(redact(f"registry-prune: warning: {blocked}"), file=sys.stderr)
     if run.execution is not None and run.execution.fatal is not None:
         print(redact(f"registry-prune: error: {run.execution.fatal}"), file=sys.stderr)
-    output.write_json(report, args.json)
+    report.write(args.json)
     return int(code)
 
 
@@ -136,9 +136,8 @@ def _guarded(args: argparse.Namespace, runtime: Runtime, *, command: str, dry_ru
     except PruneError as exc:
         if args.json:
             registry = getattr(args, "registry", None) or ""
-            output.write_json(
-                failure_report(command=command, registry=registry, dry_run=dry_run, started_at=started, error=exc),
-                args.json,
+            failure_report(command=command, registry=registry, dry_run=dry_run, started_at=started, error=exc).write(
+                args.json
             )
         raise
 

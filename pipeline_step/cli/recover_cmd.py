@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from pipeline_step.audit import AuditLog
 from pipeline_step.cli import classify_cmd, integration_options, options
-from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import UsageError
 from pipeline_step.integrations.classify import Classification
@@ -43,9 +42,9 @@ example:
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "recover",
-        help="free registry disk and get a failed push through",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -200,10 +199,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
         report.slack = SlackReport(delivered=sent.delivered, destination=sent.destination, warning=sent.warning)
     _describe_build(args, report)
     _print_summary(report, human)
-    if args.json == "-":
-        sys.stdout.write(redact(report.model_dump_json(indent=2)) + "\n")
-    elif args.json:
-        report.write(Path(args.json))
+    report.write(args.json)
     return report.exit_code
 
 

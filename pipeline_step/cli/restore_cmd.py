@@ -7,9 +7,10 @@ import contextlib
 import sys
 from pathlib import Path
 
+from pipeline_step import jsonout
 from pipeline_step.audit import read_audit
 from pipeline_step.cli import options
-from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
 from pipeline_step.policy.config import load_configuration
@@ -49,9 +50,9 @@ example:
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "restore",
-        help="undo a prune from its audit log (until garbage collection runs)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -150,13 +151,4 @@ def _notes(result: RestoreResult) -> list[str]:
 
 
 def _write_json(report: RestoreReport, target: str | None) -> None:
-    if not target:
-        return
-    text = redact(report.model_dump_json(indent=2)) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        return
-    path = Path(target)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    jsonout.write(report, target)

@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from pipeline_step.cli import options
-from pipeline_step.cli.parser import Parser, Subcommands
+from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
 from pipeline_step.redact import redact
@@ -16,9 +16,9 @@ from pipeline_step.usage import UsageReport, measure_usage
 
 
 def register(commands: Subcommands[Parser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "usage",
-        help="tags, manifests and bytes per repository, and what pruning would reclaim; changes nothing",
         description="Scan every repository of the catalog. Per repository and in total: tags, distinct "
         "manifests, bytes referenced (each blob counted once), and the bytes garbage collection would free "
         "after pruning under the policy (blobs referenced only by manifests the plan deletes, checked "
@@ -50,10 +50,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
         )
     if args.json != "-":
         print_usage(report, args.top)
-    if args.json == "-":
-        sys.stdout.write(redact(report.model_dump_json(indent=2)) + "\n")
-    elif args.json:
-        report.write_json(args.json)
+    report.write(args.json)
     return int(ExitCode.OK)
 
 
