@@ -7,12 +7,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pipeline_step import __version__
+from pipeline_step import __version__, jsonout
 from pipeline_step.execution.executor import Status
 from pipeline_step.integrations.gc import GcResult
 from pipeline_step.integrations.slack import BuildContext, RecoverySummary
 from pipeline_step.recover import Recovery
-from pipeline_step.redact import redact
 from pipeline_step.report import Entry
 
 
@@ -108,10 +107,8 @@ class RecoveryReport(BaseModel):
     slack: SlackReport | None = None
     notes: list[str] = Field(default_factory=list)
 
-    def write(self, path: Path) -> None:
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(redact(self.model_dump_json(indent=2)) + "\n", encoding="utf-8")
-        temporary.replace(path)
+    def write(self, target: str | Path | None) -> None:
+        jsonout.write(self, target, streamed=("deleted", "skipped", "failed"))
 
 
 def gc_report(result: GcResult) -> GcReport:

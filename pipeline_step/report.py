@@ -7,26 +7,31 @@ it would delete (``executed`` tells which). Every entry is
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pipeline_step import __version__
+from pipeline_step import __version__, jsonout
 from pipeline_step.errors import PruneError
 from pipeline_step.execution.executor import ExecutionResult, Status, StepOutcome
 from pipeline_step.planning.build import Plan
 from pipeline_step.planning.planner import Action
-from pipeline_step.redact import redact
 
 
-class Entry(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One decision or outcome. A slotted dataclass, not a model: a big plan has 100,000 of them."""
+
     repository: str
     tag: str | None
     digest: str | None
     reason: str
+
+
+ENTRY_LISTS = ("deleted", "kept", "skipped", "failed", "not_attempted")
 
 
 class RepositorySummary(BaseModel):
@@ -70,16 +75,9 @@ class RunReport(BaseModel):
     requests: int | None = None
     notes: list[str] = Field(default_factory=list)
 
-    def write(self, path: Path) -> None:
-        """Write atomically, so a reader never sees half a report."""
-        text = redact(self.model_dump_json(indent=2))
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text + "\n", encoding="utf-8")
-        temporary.replace(path)
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(redact(self.model_dump_json()))
-        return result
+    def write(self, target: str | Path | None) -> None:
+        """``--json`` output: a path (written atomically) or ``-`` for stdout; entries are streamed."""
+        jsonout.write(self, target, streamed=ENTRY_LISTS)
 
 
 def failure_report(*, command: str, registry: str, dry_run: bool, started_at: datetime, error: PruneError) -> RunReport:
@@ -174,7 +172,7 @@ def build_report(
     else:
         report.summary.manifests_deleted = plan.step_count
 
-    for name in ("deleted", "kept", "skipped", "failed", "not_attempted"):
+    for name in ENTRY_LISTS:
         entries: list[Entry] = getattr(report, name)
         entries.sort(key=lambda e: (e.repository, e.tag or "", e.digest or ""))
         setattr(report.summary, name, sum(1 for e in entries if e.tag is not None))

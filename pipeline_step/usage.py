@@ -20,14 +20,13 @@ from typing import Iterable, Mapping
 
 from pydantic import BaseModel, Field
 
-from pipeline_step import __version__
+from pipeline_step import __version__, jsonout
 from pipeline_step.errors import InterruptedRunError
 from pipeline_step.inventory.model import RepositoryInventory
 from pipeline_step.planning.build import InventorySource, Plan, build_plan, select_repositories
 from pipeline_step.planning.reclaim import ReclaimEstimate, reclaimable_blobs, referenced
 from pipeline_step.policy.config import Configuration
 from pipeline_step.progress import ProgressFactory, null_progress
-from pipeline_step.redact import redact
 from pipeline_step.registry.model import Manifest
 
 
@@ -60,9 +59,8 @@ class UsageReport(BaseModel):
     def sorted_rows(self) -> list[RepositoryUsage]:
         return sorted(self.repositories, key=lambda r: (-r.reclaimable_bytes, -r.referenced_bytes, r.repository))
 
-    def write_json(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(redact(self.model_dump_json(indent=2)) + "\n")
+    def write(self, target: str | None) -> None:
+        jsonout.write(self, target)
 
 
 def _check_stop(stop: threading.Event | None) -> None:

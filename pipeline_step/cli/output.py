@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from pipeline_step.policy.versions import version_key
@@ -12,7 +11,9 @@ from pipeline_step.registry.digest import short
 from pipeline_step.report import Entry, RunReport
 from pipeline_step.units import format_bytes
 
-MAX_TABLE_ROWS = 2000  # beyond this, kept tags are summarised; --json has them all
+MAX_TABLE_ROWS = 2000  # beyond this, kept tags are left out; beyond it still, one row per repository
+
+_HEADER = ("REPOSITORY", "TAG", "DIGEST", "ACTION", "REASON")
 
 
 def _tag_order(entry: Entry) -> tuple[object, ...]:
@@ -20,43 +21,53 @@ def _tag_order(entry: Entry) -> tuple[object, ...]:
     return (entry.repository, key is None, key or (), entry.tag or "", entry.digest or "")
 
 
-def _rows(report: RunReport) -> list[tuple[str, Entry]]:
-    rows: list[tuple[str, Entry]] = []
+def _rows(report: RunReport) -> list[tuple[str, Entry]] | None:
+    """Every row to print in version order, or None when there are too many to be read in a console."""
     deleted_label = "deleted" if report.executed else "delete"
-    for label, entries in (
+    groups = (
         (deleted_label, report.deleted),
         ("FAILED", report.failed),
         ("skipped", report.skipped),
         ("not-done", report.not_attempted),
-    ):
-        rows.extend((label, entry) for entry in entries)
-    kept = [("keep", entry) for entry in report.kept]
-    if len(rows) + len(kept) <= MAX_TABLE_ROWS:
-        rows.extend(kept)
+    )
+    count = sum(len(entries) for _, entries in groups)
+    if count > MAX_TABLE_ROWS:
+        return None
+    rows = [(label, entry) for label, entries in groups for entry in entries]
+    if count + len(report.kept) <= MAX_TABLE_ROWS:
+        rows.extend(("keep", entry) for entry in report.kept)
     rows.sort(key=lambda row: _tag_order(row[1]))
     return rows
 
 
-def print_table(report: RunReport, stream: TextIO = sys.stdout) -> None:
-    rows = _rows(report)
-    if not rows:
-        return
-    table = [("REPOSITORY", "TAG", "DIGEST", "ACTION", "REASON")]
-    for action, entry in rows:
-        table.append(
-            (
-                entry.repository,
-                entry.tag or "(untagged)",
-                short(entry.digest) if entry.digest else "-",
-                action,
-                entry.reason,
-            )
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    for row in table:
+def _cells(action: str, entry: Entry) -> tuple[str, str, str, str, str]:
+    digest = short(entry.digest) if entry.digest else "-"
+    return (entry.repository, entry.tag or "(untagged)", digest, action, entry.reason)
+
+
+def _write_rows(rows: list[tuple[str, str, str, str, str]], stream: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
         line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
         stream.write(redact(line.rstrip()) + "\n")
-    if len(report.kept) and not any(a == "keep" for a, _ in rows):
+
+
+def print_table(report: RunReport, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    rows = _rows(report)
+    if rows is None:
+        # 100,000 lines help nobody in a console, and building them costs memory: one row per repository.
+        summary = [("REPOSITORY", "TAGS", "DELETE", "KEEP", "NOTE")]
+        summary.extend(
+            (r.repository, str(r.tags), str(r.deleted), str(r.kept), r.blocked or "") for r in report.repositories
+        )
+        _write_rows(summary, stream)
+        stream.write("(too many decisions to list; --json FILE has every one with its reason)\n")
+        return
+    if not rows:
+        return
+    _write_rows([_HEADER, *(_cells(action, entry) for action, entry in rows)], stream)
+    if report.kept and not any(action == "keep" for action, _ in rows):
         stream.write(f"({len(report.kept)} kept tags not listed; --json FILE has every decision)\n")
 
 
@@ -86,12 +97,3 @@ def summary_line(report: RunReport) -> str:
     if s.manifests_deleted:
         text += " Run garbage collection to free the disk space (registry-prune gc)."
     return text
-
-
-def write_json(report: RunReport, target: str | None, stdout: TextIO = sys.stdout) -> None:
-    if not target:
-        return
-    if target == "-":
-        stdout.write(redact(report.model_dump_json(indent=2)) + "\n")
-    else:
-        report.write(Path(target))
