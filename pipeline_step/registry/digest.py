@@ -9,9 +9,12 @@ _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 
+_MATCH_DIGEST = _DIGEST.match
+
+
 def is_digest(reference: str) -> bool:
     """True when ``reference`` is a digest (``sha256:<64 hex>``) rather than a tag."""
-    return _DIGEST.match(reference) is not None
+    return _MATCH_DIGEST(reference) is not None
 
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:

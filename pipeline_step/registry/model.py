@@ -10,6 +10,7 @@ import json
 import sys
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from pipeline_step.errors import RegistryProtocolError
 from pipeline_step.registry import mediatypes
@@ -56,18 +57,34 @@ class ManifestHead:
     size: int
 
 
-def _descriptor(raw: object, where: str) -> Descriptor:
+# Most images share most layers: one Descriptor (and one tuple of them) per distinct layer set
+# instead of one per manifest. Bounded, so a long-lived process cannot grow without limit.
+_shared_descriptor = lru_cache(maxsize=1 << 16)(Descriptor)
+
+
+@lru_cache(maxsize=1 << 14)
+def _shared_layers(layers: tuple[Descriptor, ...]) -> tuple[Descriptor, ...]:
+    return layers
+
+
+def _where(manifest: str, field: str, index: int) -> str:
+    return f"manifest {manifest} {field}" if index < 0 else f"manifest {manifest} {field} {index}"
+
+
+def _descriptor(raw: object, manifest: str, field: str, index: int = -1, *, shared: bool = False) -> Descriptor:
+    """``field`` and ``index`` name it in error messages, built only on error: this runs for every layer."""
     if not isinstance(raw, dict):
-        raise RegistryProtocolError(f"{where} is not a JSON object")
+        raise RegistryProtocolError(f"{_where(manifest, field, index)} is not a JSON object")
     digest = raw.get("digest")
     size = raw.get("size", 0)
     if not isinstance(digest, str) or not is_digest(digest):
-        raise RegistryProtocolError(f"{where} has no valid digest (got {digest!r})")
+        raise RegistryProtocolError(f"{_where(manifest, field, index)} has no valid digest (got {digest!r})")
     if not isinstance(size, int) or size < 0:
-        raise RegistryProtocolError(f"{where} has an invalid size (got {size!r})")
+        raise RegistryProtocolError(f"{_where(manifest, field, index)} has an invalid size (got {size!r})")
     media_type = raw.get("mediaType", "")
     # Layer digests repeat across thousands of manifests; interning keeps one copy.
-    return Descriptor(sys.intern(digest), size, sys.intern(media_type) if isinstance(media_type, str) else "")
+    make = _shared_descriptor if shared else Descriptor
+    return make(sys.intern(digest), size, sys.intern(media_type) if isinstance(media_type, str) else "")
 
 
 def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manifest:
@@ -96,20 +113,21 @@ def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manife
             raise RegistryProtocolError(f"index {digest} has a non-list 'manifests'")
         return Manifest(
             digest=digest,
-            media_type=media_type,
+            media_type=sys.intern(media_type),
             size=len(body),
-            children=tuple(_descriptor(c, f"index {digest} child {i}") for i, c in enumerate(children)),
+            children=tuple(_descriptor(c, digest, "child", i) for i, c in enumerate(children)),
         )
     config_raw = document.get("config")
     layers_raw = document.get("layers") or []
     if not isinstance(layers_raw, list):
         raise RegistryProtocolError(f"manifest {digest} has a non-list 'layers'")
+    layers = tuple(_descriptor(layer, digest, "layer", i, shared=True) for i, layer in enumerate(layers_raw))
     return Manifest(
         digest=digest,
-        media_type=media_type,
+        media_type=sys.intern(media_type),
         size=len(body),
-        config=_descriptor(config_raw, f"manifest {digest} config") if config_raw is not None else None,
-        layers=tuple(_descriptor(layer, f"manifest {digest} layer {i}") for i, layer in enumerate(layers_raw)),
+        config=_descriptor(config_raw, digest, "config") if config_raw is not None else None,
+        layers=_shared_layers(layers),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,7 +179,7 @@ class StorageLayout:
                 for entry in entries:
                     digest = f"{algorithm}:{entry.name}"
                     if is_digest(digest) and os.path.isfile(f"{entry.path}/link"):
-                        found.add(digest)
+                        found.add(sys.intern(digest))
         return found
 
     def read_blob(self, digest: str, *, limit: int = _MANIFEST_LIMIT) -> bytes:
@@ -209,7 +210,7 @@ class StorageLayout:
         text = content.decode("ascii", errors="replace")
         if not is_digest(text):
             raise RegistryProtocolError(f"{path} does not hold a digest (got {text[:80]!r})")
-        return text
+        return sys.intern(text)  # one string per digest however many tags and sets refer to it
 
 
 def _read_file(path: str, limit: int) -> bytes:
