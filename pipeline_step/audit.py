@@ -4,7 +4,9 @@ Until garbage collection runs, a deleted manifest's blobs are still on disk,
 so putting the manifest back restores the image. Before each DELETE the
 executor writes the manifest's exact bytes, media type, repository, tags and
 digest here, with who deleted it and when; after it, the outcome. One JSON
-object per line, flushed and fsynced before the DELETE is sent.
+object per line; an intent is fsynced before its DELETE is sent (an outcome is
+only flushed: losing it to a crash leaves an intent, which ``restore`` treats
+as possibly deleted and checks against the registry).
 ``registry-prune restore --from FILE`` replays it.
 """
 
@@ -69,14 +71,15 @@ class AuditLog:
         self._file: IO[str] | None = None
         self.intents = 0
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any], *, durable: bool) -> None:
         line = redact(json.dumps(record, sort_keys=True)) + "\n"
         with self._lock:
             if self._file is None:
                 self._file = self.path.open("a", encoding="utf-8")
             self._file.write(line)
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if durable:
+                os.fsync(self._file.fileno())
 
     def _base(self, event: str, step: DeleteStep) -> dict[str, Any]:
         return {
@@ -95,14 +98,14 @@ class AuditLog:
         record = self._base("intent", step)
         record["media_type"] = step.media_type
         record["manifest_b64"] = base64.b64encode(manifest).decode("ascii")
-        self._write(record)
+        self._write(record, durable=True)
         self.intents += 1
 
     def record_outcome(self, step: DeleteStep, status: str, detail: str) -> None:
         record = self._base("outcome", step)
         record["status"] = status
         record["detail"] = detail
-        self._write(record)
+        self._write(record, durable=False)
 
     def close(self) -> None:
         with self._lock:
