@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,6 +28,7 @@ from pipeline_step.integrations.disk import (
 )
 from pipeline_step.redact import register_secret
 from pipeline_step.units import FreeSpaceThreshold
+from tests.support.localhttp import LocalServer, send
 from tests.support.registry import free_port
 
 GIB = 1024**3
@@ -73,41 +72,18 @@ node_filesystem_size{device="/dev/sdb1",fstype="xfs",mountpoint="/var/lib/regist
 
 
 @dataclass
-class MetricsServer:
+class MetricsServer(LocalServer):
     body: str = EXPOSITION
     status: int = 200
     paths: list[str] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
 
-    def __enter__(self) -> MetricsServer:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                owner.paths.append(self.path)
-                data = owner.body.encode()
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        self.paths.append(handler.path)
+        send(handler, self.status, "text/plain; version=0.0.4; charset=utf-8", self.body.encode())
 
     @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/metrics"
+    def metrics_url(self) -> str:
+        return self.url + "/metrics"
 
 
 @pytest.fixture
@@ -255,26 +231,26 @@ def test_command_probe_messages_are_redacted() -> None:
 
 
 def test_prometheus_probe_picks_the_mountpoint(metrics: MetricsServer) -> None:
-    usage = parse_probe(f"prometheus:{metrics.url}#mountpoint=/var/lib/registry").measure()
+    usage = parse_probe(f"prometheus:{metrics.metrics_url}#mountpoint=/var/lib/registry").measure()
     assert (usage.total_bytes, usage.free_bytes) == (107374182400, 5368709120)
-    assert usage.source == f"prometheus:{metrics.url} mountpoint=/var/lib/registry"
+    assert usage.source == f"prometheus:{metrics.metrics_url} mountpoint=/var/lib/registry"
     assert metrics.paths == ["/metrics"]  # the selector is never sent
 
 
 def test_prometheus_bare_path_selector_and_several_labels(metrics: MetricsServer) -> None:
-    assert parse_probe(f"prometheus:{metrics.url}#/var/lib/registry").measure().free_bytes == 5368709120
-    usage = parse_probe(f"prometheus:{metrics.url}#mountpoint=/&fstype=ext4").measure()
+    assert parse_probe(f"prometheus:{metrics.metrics_url}#/var/lib/registry").measure().free_bytes == 5368709120
+    usage = parse_probe(f"prometheus:{metrics.metrics_url}#mountpoint=/&fstype=ext4").measure()
     assert (usage.total_bytes, usage.free_bytes) == (67108864000, 21474836480)
 
 
 def test_prometheus_escaped_label_values(metrics: MetricsServer) -> None:
-    usage = parse_probe(f"prometheus:{metrics.url}#mountpoint=/srv/with%20%22quotes%22").measure()
+    usage = parse_probe(f"prometheus:{metrics.metrics_url}#mountpoint=/srv/with%20%22quotes%22").measure()
     assert (usage.total_bytes, usage.free_bytes) == (2048, 1024)
 
 
 def test_prometheus_without_selector_lists_the_mountpoints(metrics: MetricsServer) -> None:
     with pytest.raises(DiskProbeError) as caught:
-        parse_probe(f"prometheus:{metrics.url}").measure()
+        parse_probe(f"prometheus:{metrics.metrics_url}").measure()
     message = str(caught.value)
     assert "5 filesystems" in message
     for mount in ("/", "/boot/efi", "/var/lib/registry", "/run"):
@@ -284,7 +260,7 @@ def test_prometheus_without_selector_lists_the_mountpoints(metrics: MetricsServe
 
 def test_prometheus_unknown_mountpoint_lists_the_others(metrics: MetricsServer) -> None:
     with pytest.raises(DiskProbeError) as caught:
-        parse_probe(f"prometheus:{metrics.url}#mountpoint=/data").measure()
+        parse_probe(f"prometheus:{metrics.metrics_url}#mountpoint=/data").measure()
     assert "no filesystem matching mountpoint=/data" in str(caught.value)
     assert "/var/lib/registry" in str(caught.value)
 
@@ -292,19 +268,19 @@ def test_prometheus_unknown_mountpoint_lists_the_others(metrics: MetricsServer) 
 @pytest.mark.parametrize("body", [SINGLE, OLD_NAMES])
 def test_prometheus_single_filesystem_needs_no_selector(body: str) -> None:
     with MetricsServer(body=body) as server:
-        usage = parse_probe(f"prometheus:{server.url}").measure()
+        usage = parse_probe(f"prometheus:{server.metrics_url}").measure()
     assert (usage.total_bytes, usage.free_bytes) == (107374182400, 5368709120)
 
 
 def test_prometheus_without_filesystem_metrics() -> None:
     with MetricsServer(body="go_goroutines 8\n") as server, pytest.raises(DiskProbeError) as caught:
-        parse_probe(f"prometheus:{server.url}").measure()
+        parse_probe(f"prometheus:{server.metrics_url}").measure()
     assert "node_filesystem_avail_bytes" in str(caught.value)
 
 
 def test_prometheus_http_error() -> None:
     with MetricsServer(status=404, body="404 page not found") as server, pytest.raises(DiskProbeError) as caught:
-        parse_probe(f"prometheus:{server.url}#/").measure()
+        parse_probe(f"prometheus:{server.metrics_url}#/").measure()
     assert "HTTP 404" in str(caught.value)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import CliResult, run_cli
 from tests.support.fake_slack import FakeSlack
 from tests.support.images import list_tags, resolve
 from tests.support.scenario import DiskFullRegistry, OciLayout, fill_until_500, pull_blobs
@@ -32,6 +32,30 @@ class FullDisk:
     failed_tag: str
     failed_log: str
     protected: dict[str, str]  # tag -> digest
+
+
+def recover(full_disk: FullDisk, report: Path, *extra: str, env: dict[str, str] | None = None) -> CliResult:
+    """``recover`` on the full registry with the policy every test here shares: keep the newest 5 alphas."""
+    registry = full_disk.registry
+    policy = ("--registry", registry.url, "--repo", REPO, "--match", "alpha", "--keep", "5")
+    return run_cli("recover", *policy, "--gc-cmd", registry.gc_command(), "--json", str(report), *extra, env=env)
+
+
+def full_recovery_flags(full_disk: FullDisk) -> tuple[str, ...]:
+    """Push retry, restart and the low-disk trigger: what a real post-push recovery is given."""
+    registry = full_disk.registry
+    return (
+        "--push-cmd",
+        full_disk.layout.push_command(full_disk.failed_tag, registry.host, REPO),
+        "--push-backoff",
+        "0.2",
+        "--restart-cmd",
+        registry.ctl("restart"),
+        "--disk",
+        f"path:{registry.storage}",
+        "--min-free",
+        "20%",
+    )
 
 
 @pytest.fixture
@@ -54,32 +78,12 @@ def test_recover_frees_space_restarts_and_gets_the_push_through(full_disk: FullD
     before = registry.disk.free_bytes()
     report_path = tmp_path / "report.json"
     with FakeSlack() as slack:
-        result = run_cli(
-            "recover",
-            "--registry",
-            registry.url,
-            "--repo",
-            REPO,
-            "--match",
-            "alpha",
-            "--keep",
-            "5",
-            "--push-cmd",
-            layout.push_command(full_disk.failed_tag, registry.host, REPO),
-            "--push-backoff",
-            "0.2",
-            "--gc-cmd",
-            registry.gc_command(),
-            "--restart-cmd",
-            registry.ctl("restart"),
-            "--disk",
-            f"path:{registry.storage}",
-            "--min-free",
-            "20%",
+        result = recover(
+            full_disk,
+            report_path,
+            *full_recovery_flags(full_disk),
             "--slack-webhook",
             slack.webhook_url,
-            "--json",
-            str(report_path),
             env={"BUILD_URL": "https://jenkins.example/job/app/7/", "JOB_NAME": "app", "BUILD_NUMBER": "7"},
         )
         posts = slack.posts
@@ -128,25 +132,7 @@ def test_agent_disk_full_log_means_recover_deletes_nothing(full_disk: FullDisk, 
         "no space left on device\n"
     )
     before = list_tags(registry.url, REPO)
-    result = run_cli(
-        "recover",
-        "--registry",
-        registry.url,
-        "--repo",
-        REPO,
-        "--match",
-        "alpha",
-        "--keep",
-        "5",
-        "--console-log",
-        str(log),
-        "--disk",
-        f"path:{registry.storage}",
-        "--gc-cmd",
-        registry.gc_command(),
-        "--json",
-        str(tmp_path / "r.json"),
-    )
+    result = recover(full_disk, tmp_path / "r.json", "--console-log", str(log), "--disk", f"path:{registry.storage}")
     assert result.code == 10, result.output
     assert "cannot help" in result.stdout
     assert list_tags(registry.url, REPO) == before
@@ -161,24 +147,7 @@ def test_seed_log_triggers_and_dry_run_changes_nothing(full_disk: FullDisk, tmp_
     before = list_tags(registry.url, REPO)
     assert registry.disk is not None
     free = registry.disk.free_bytes()
-    result = run_cli(
-        "recover",
-        "--dry-run",
-        "--registry",
-        registry.url,
-        "--repo",
-        REPO,
-        "--match",
-        "alpha",
-        "--keep",
-        "5",
-        "--console-log",
-        str(log),
-        "--gc-cmd",
-        registry.gc_command(),
-        "--json",
-        str(tmp_path / "r.json"),
-    )
+    result = recover(full_disk, tmp_path / "r.json", "--dry-run", "--console-log", str(log))
     assert result.code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["trigger"] == "registry-500"
@@ -192,35 +161,9 @@ def test_seed_log_triggers_and_dry_run_changes_nothing(full_disk: FullDisk, tmp_
 def test_recover_in_direct_storage_mode(full_disk: FullDisk, tmp_path: Path) -> None:
     """The same recovery, planning and deleting on the registry's storage directory (O(tags)),
     then GC, restart and the push through the API."""
-    registry, layout = full_disk.registry, full_disk.layout
+    registry = full_disk.registry
     report_path = tmp_path / "report.json"
-    result = run_cli(
-        "recover",
-        "--registry",
-        registry.url,
-        "--storage-root",
-        str(registry.storage),
-        "--repo",
-        REPO,
-        "--match",
-        "alpha",
-        "--keep",
-        "5",
-        "--push-cmd",
-        layout.push_command(full_disk.failed_tag, registry.host, REPO),
-        "--push-backoff",
-        "0.2",
-        "--gc-cmd",
-        registry.gc_command(),
-        "--restart-cmd",
-        registry.ctl("restart"),
-        "--disk",
-        f"path:{registry.storage}",
-        "--min-free",
-        "20%",
-        "--json",
-        str(report_path),
-    )
+    result = recover(full_disk, report_path, "--storage-root", str(registry.storage), *full_recovery_flags(full_disk))
     assert result.code == 0, result.output
     report = json.loads(report_path.read_text())
     assert report["outcome"] == "recovered" and report["push"]["verified"] is True

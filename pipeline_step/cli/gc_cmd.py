@@ -16,7 +16,7 @@ from pipeline_step.cli import integration_options, options
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
-from pipeline_step.integrations.gc import GcCommands, run_gc, wait_until
+from pipeline_step.integrations.gc import run_gc, wait_until
 from pipeline_step.recover_report import GcReport, gc_report
 from pipeline_step.redact import redact
 from pipeline_step.units import format_bytes
@@ -57,38 +57,18 @@ def register(commands: Subcommands[Parser]) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    group = parser.add_argument_group("garbage collection")
-    group.add_argument(
-        "--gc-cmd", metavar="CMD", required=True, help="runs `registry garbage-collect CONFIG` where the registry is"
-    )
-    group.add_argument("--restart-cmd", metavar="CMD", help="restarts the registry (drops its stale blob cache)")
-    group.add_argument(
-        "--readonly-cmd",
-        metavar="CMD",
-        help="puts the registry into storage.maintenance.readonly before GC (needs --restart-cmd)",
-    )
-    group.add_argument(
-        "--delete-untagged",
-        action="store_true",
-        help="pass --delete-untagged (on 2.8 it breaks untagged children of manifest lists)",
-    )
+    integration_options.add_gc_options(parser, required=True)
+    group = parser.add_argument_group("measurement")
     group.add_argument(
         "--predicted-from",
         metavar="REPORT",
         type=Path,
         help="a prune/plan JSON report whose predicted_reclaim_bytes to compare with the measurement",
     )
-    group.add_argument(
-        "--health-timeout",
-        type=float,
-        default=120.0,
-        metavar="SECONDS",
-        help="how long to wait for the registry after the restart (default: 120)",
-    )
     group.add_argument("--json", metavar="FILE", help="write the JSON report to FILE (- for stdout)")
     options.add_registry_options(parser)
     integration_options.add_disk_options(parser)
-    options.add_safety_options(parser)
+    options.add_safety_options(parser, audit=False)
     parser.set_defaults(handler=run)
 
 
@@ -109,16 +89,11 @@ def _predicted(path: Path | None) -> int | None:
 
 
 def run(args: argparse.Namespace, runtime: Runtime) -> int:
-    if args.readonly_cmd and not args.restart_cmd:
-        raise UsageError(
-            "--readonly-cmd needs --restart-cmd", hint="without a restart the registry would stay read-only after GC"
-        )
+    commands = integration_options.gc_from_args(args)
+    assert commands is not None  # --gc-cmd is required
     predicted = _predicted(args.predicted_from)
     probe = integration_options.disk_from_args(args)
     human: TextIO = sys.stderr if args.json == "-" else sys.stdout
-    commands = GcCommands(
-        args.gc_cmd, restart=args.restart_cmd, readonly=args.readonly_cmd, delete_untagged=args.delete_untagged
-    )
     # With a registry (flag or config file): hold its lock and wait for it after the restart.
     configuration = options.load(args) if args.registry or args.config else None
 

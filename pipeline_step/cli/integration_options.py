@@ -1,4 +1,4 @@
-"""Flags for Slack, Jenkins and disk probes, shared by ``classify`` and ``recover``.
+"""Flags for Slack, Jenkins, disk probes and GC, shared by ``classify``, ``gc`` and ``recover``.
 
 Each ``add_*_options`` adds an argument group; each ``*_from_args`` turns the
 parsed flags (and the environment) into a ready object, or None when the
@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any, Mapping
+from typing import Mapping
 
+from pipeline_step.cli.secret_flags import SecretValue, add_refused_flag
 from pipeline_step.errors import UsageError
 from pipeline_step.integrations.disk import DiskProbe, parse_probe
+from pipeline_step.integrations.gc import GcCommands
 from pipeline_step.integrations.jenkins import BuildRef, JenkinsClient, parse_build_ref
 from pipeline_step.integrations.slack import SlackReporter
 from pipeline_step.redact import register_secret
@@ -27,39 +29,7 @@ DEFAULT_MIN_FREE = "10%"
 SLACK_WEBHOOK_ENV = "SLACK_WEBHOOK_URL"
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"  # noqa: S105 - a variable name, not a token
 JENKINS_TOKEN_ENV = "JENKINS_API_TOKEN"  # noqa: S105 - a variable name, not a token
-
-
-class _RefuseToken(argparse.Action):
-    """``--jenkins-token`` / ``--slack-token``: refused, a flag value shows up in process listings."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        variable = {"--jenkins-token": "--jenkins-token-env", "--slack-token": "--slack-token-env"}.get(
-            option_string or "", "the *-token-env flag"
-        )
-        raise UsageError(
-            f"refusing {option_string}: a token on the command line shows up in process listings and build logs",
-            hint=f"put it in an environment variable (withCredentials in Jenkins) and name it with {variable}",
-        )
-
-
-class _SecretValue(argparse.Action):
-    """Stores the value and registers it for redaction at once, before anything can echo it."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        register_secret(str(values))
-        setattr(namespace, self.dest, values)
+_ENV_HINT = "put it in an environment variable (withCredentials in Jenkins) and name it with {flag}"
 
 
 def _min_free(text: str) -> FreeSpaceThreshold:
@@ -74,7 +44,7 @@ def add_slack_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--slack-webhook",
         metavar="URL",
-        action=_SecretValue,
+        action=SecretValue,
         help=f"incoming webhook URL (default: ${SLACK_WEBHOOK_ENV}; prefer the variable, "
         "a flag value shows in process listings)",
     )
@@ -89,7 +59,7 @@ def add_slack_options(parser: argparse.ArgumentParser) -> None:
         default=SLACK_TOKEN_ENV,
         help=f"environment variable holding the bot token (default: {SLACK_TOKEN_ENV})",
     )
-    group.add_argument("--slack-token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    add_refused_flag(group, "--slack-token", "token", _ENV_HINT.format(flag="--slack-token-env"))
     group.add_argument("--no-slack", action="store_true", help="do not report to Slack even if it is configured")
 
 
@@ -108,7 +78,7 @@ def add_jenkins_options(parser: argparse.ArgumentParser) -> None:
         default=JENKINS_TOKEN_ENV,
         help=f"environment variable holding the user's API token (default: {JENKINS_TOKEN_ENV})",
     )
-    group.add_argument("--jenkins-token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    add_refused_flag(group, "--jenkins-token", "token", _ENV_HINT.format(flag="--jenkins-token-env"))
     group.add_argument(
         "--jenkins-timeout", type=float, metavar="SECONDS", default=30.0, help="per-request timeout (default: 30)"
     )
@@ -196,3 +166,48 @@ def disk_from_args(args: argparse.Namespace) -> DiskProbe | None:
 def min_free_from_args(args: argparse.Namespace) -> FreeSpaceThreshold:
     value = getattr(args, "min_free", None)
     return value if isinstance(value, FreeSpaceThreshold) else FreeSpaceThreshold.parse(DEFAULT_MIN_FREE)
+
+
+def add_gc_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    group = parser.add_argument_group("garbage collection")
+    group.add_argument(
+        "--gc-cmd",
+        metavar="CMD",
+        required=required,
+        help="runs `registry garbage-collect CONFIG` where the registry is",
+    )
+    group.add_argument("--restart-cmd", metavar="CMD", help="restarts the registry (drops its stale blob cache)")
+    group.add_argument(
+        "--readonly-cmd",
+        metavar="CMD",
+        help="puts the registry into storage.maintenance.readonly before GC (needs --restart-cmd)",
+    )
+    group.add_argument(
+        "--delete-untagged",
+        action="store_true",
+        help="pass --delete-untagged to GC (on 2.8 it breaks untagged children of manifest lists)",
+    )
+    group.add_argument(
+        "--health-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the registry after a restart (default: 120)",
+    )
+
+
+def gc_from_args(args: argparse.Namespace) -> GcCommands | None:
+    """The GC commands, or None without --gc-cmd."""
+    for flag in ("gc_cmd", "restart_cmd", "readonly_cmd"):
+        value = getattr(args, flag)
+        if value is not None and not value.strip():
+            raise UsageError(f"--{flag.replace('_', '-')}: is empty", hint="give the shell command to run")
+    if args.readonly_cmd and not args.restart_cmd:
+        raise UsageError(
+            "--readonly-cmd needs --restart-cmd", hint="without a restart the registry would stay read-only after GC"
+        )
+    if not args.gc_cmd:
+        return None
+    return GcCommands(
+        args.gc_cmd, restart=args.restart_cmd, readonly=args.readonly_cmd, delete_untagged=args.delete_untagged
+    )

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from pipeline_step.audit import AuditLog, default_audit_dir
 from pipeline_step.backend import Backend, api_backend, storage_backend
 from pipeline_step.cli.runtime import Runtime
+from pipeline_step.cli.secret_flags import add_refused_flag
 from pipeline_step.connect import TRANSPORT_ENV, TRANSPORT_KINDS, open_client, resolve_credentials
 from pipeline_step.errors import UsageError
 from pipeline_step.locking import RegistryLock, default_lock_dir
@@ -40,21 +41,6 @@ _FLAG_KEYS: dict[str, tuple[str, str]] = {
 }
 
 
-class _RefusePassword(argparse.Action):
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        raise UsageError(
-            "refusing --password: a password on the command line shows up in process listings and build logs",
-            hint="export REGISTRY_PASSWORD (or name another variable with --password-env VAR), "
-            "or pipe it to --password-stdin",
-        )
-
-
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry")
     group.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file (flags override it)")
@@ -64,7 +50,12 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         "--password-env", metavar="VAR", help="environment variable holding the password (default: REGISTRY_PASSWORD)"
     )
     group.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    group.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
+    add_refused_flag(
+        group,
+        "--password",
+        "password",
+        "export REGISTRY_PASSWORD (or name another variable with --password-env VAR), or pipe it to --password-stdin",
+    )
     group.add_argument("--ca-bundle", type=Path, metavar="FILE", help="CA certificate(s) to verify the registry's TLS")
     group.add_argument(
         "--insecure", action="store_true", default=None, help="skip TLS verification (warns; prefer --ca-bundle)"
@@ -142,7 +133,8 @@ def predict_scope(args: argparse.Namespace, *, direct: bool) -> str:
     return chosen or ("catalog" if direct else "selected")
 
 
-def add_safety_options(parser: argparse.ArgumentParser) -> None:
+def add_safety_options(parser: argparse.ArgumentParser, *, audit: bool = True) -> None:
+    """Locking flags, and ``--audit-dir`` for commands that delete (``audit``)."""
     group = parser.add_argument_group("locking and undo")
     group.add_argument(
         "--lock-dir",
@@ -153,6 +145,8 @@ def add_safety_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-wait", action="store_true", help="fail at once (exit 6) if another run holds the lock")
     group.add_argument("--lock-timeout", type=float, metavar="SECONDS", help="give up waiting for the lock after this")
+    if not audit:
+        return
     group.add_argument(
         "--audit-dir",
         type=Path,

@@ -13,7 +13,6 @@ from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import UsageError
 from pipeline_step.integrations.classify import Classification
-from pipeline_step.integrations.gc import GcCommands
 from pipeline_step.integrations.jenkins import current_build
 from pipeline_step.integrations.push import ImageRef, infer_image_ref, parse_image_ref
 from pipeline_step.integrations.slack import BuildContext
@@ -72,24 +71,7 @@ def register(commands: Subcommands[Parser]) -> None:
         help="wait N×SECONDS before attempt N+1 (default: 5)",
     )
     group.add_argument("--image", metavar="REF", help="the pushed image to verify (default: found in --push-cmd)")
-    gc = parser.add_argument_group("garbage collection")
-    gc.add_argument("--gc-cmd", metavar="CMD", help="runs `registry garbage-collect CONFIG` where the registry is")
-    gc.add_argument("--restart-cmd", metavar="CMD", help="restarts the registry (drops its stale blob cache)")
-    gc.add_argument(
-        "--readonly-cmd", metavar="CMD", help="puts the registry into storage.maintenance.readonly before GC (optional)"
-    )
-    gc.add_argument(
-        "--delete-untagged",
-        action="store_true",
-        help="pass --delete-untagged to GC (breaks untagged children of manifest lists on 2.8)",
-    )
-    gc.add_argument(
-        "--health-timeout",
-        type=float,
-        default=120.0,
-        metavar="SECONDS",
-        help="how long to wait for the registry after a restart (default: 120)",
-    )
+    integration_options.add_gc_options(parser, required=False)
     integration_options.add_disk_options(parser)
     integration_options.add_slack_options(parser)
     integration_options.add_jenkins_options(parser)
@@ -116,14 +98,9 @@ def _settings(args: argparse.Namespace, registry_url: str) -> RecoverSettings:
         raise UsageError(f"--min-keep: must be >= 0 (got {args.min_keep})")
     if args.push_attempts < 1:
         raise UsageError(f"--push-attempts: must be >= 1 (got {args.push_attempts})")
-    for flag in ("push_cmd", "gc_cmd", "restart_cmd", "readonly_cmd"):
-        value = getattr(args, flag)
-        if value is not None and not value.strip():
-            raise UsageError(f"--{flag.replace('_', '-')}: is empty", hint="give the shell command to run")
-    if args.readonly_cmd and not args.restart_cmd:
-        raise UsageError(
-            "--readonly-cmd needs --restart-cmd", hint="without a restart the registry would stay read-only after GC"
-        )
+    if args.push_cmd is not None and not args.push_cmd.strip():
+        raise UsageError("--push-cmd: is empty", hint="give the shell command to run")
+    gc = integration_options.gc_from_args(args)
     classification = _classification(args)
     if not (args.force or classification is not None or args.disk):
         raise UsageError(
@@ -134,13 +111,6 @@ def _settings(args: argparse.Namespace, registry_url: str) -> RecoverSettings:
     image: ImageRef | None = parse_image_ref(args.image, registry_url) if args.image else None
     if image is None and args.push_cmd:
         image = infer_image_ref(args.push_cmd, registry_url)
-    gc = (
-        GcCommands(
-            args.gc_cmd, restart=args.restart_cmd, readonly=args.readonly_cmd, delete_untagged=args.delete_untagged
-        )
-        if args.gc_cmd
-        else None
-    )
     return RecoverSettings(
         force=args.force,
         dry_run=args.dry_run,

@@ -15,25 +15,16 @@ import base64
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.localhttp import LocalServer, Recorded, record, send
 
 USER = "ci-bot"
 TOKEN = "CANARY-JENKINS-TOKEN-1234"
 CRUMB = "CANARY-CRUMB-5678"
 CRUMB_FIELD = "Jenkins-Crumb"
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    def form(self) -> dict[str, list[str]]:
-        return parse_qs(self.body.decode())
 
 
 @dataclass
@@ -45,14 +36,13 @@ class Build:
 
 
 @dataclass
-class FakeJenkins:
+class FakeJenkins(LocalServer):
     users: dict[str, str] = field(default_factory=lambda: {USER: TOKEN})
     anonymous_read: bool = False
     crumbs: bool = True
     login_page: bool = False  # answer everything with an HTML page, like an SSO proxy in front of Jenkins
     jobs: dict[str, list[Build]] = field(default_factory=dict)  # full name ("folder/app") -> builds
     requests: list[Recorded] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_build(self, job: str, number: int, console: str, result: str | None = "FAILURE") -> Build:
@@ -60,42 +50,14 @@ class FakeJenkins:
         self.jobs.setdefault(job, []).append(build)
         return build
 
-    def __enter__(self) -> FakeJenkins:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                owner._handle(self)
-
-            def do_POST(self) -> None:
-                owner._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
     def job_url(self, job: str) -> str:
         return self.url + "/" + "".join(f"job/{segment}/" for segment in job.split("/"))
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in handler.headers.items()}
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        request = record(handler)
+        headers, body = request.headers, request.body
         with self._lock:
-            self.requests.append(Recorded(handler.command, handler.path, headers, body))
+            self.requests.append(request)
         if self.login_page:
             self._send(handler, 200, "text/html", b"<html><body>Sign in</body></html>")
             return
@@ -222,10 +184,5 @@ class FakeJenkins:
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        if status == 401:
-            handler.send_header("WWW-Authenticate", 'Basic realm="Jenkins"')
-        handler.end_headers()
-        handler.wfile.write(body)
+        challenge = {"WWW-Authenticate": 'Basic realm="Jenkins"'} if status == 401 else None
+        send(handler, status, content_type, body, challenge)

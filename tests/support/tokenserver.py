@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from tests.support.certs import KeyPair, self_signed
+from tests.support.localhttp import LocalServer, send_json
 
 SERVICE = "registry-prune-tests"
 ISSUER = "registry-prune-test-issuer"
@@ -39,7 +39,7 @@ class TokenRequest:
 
 
 @dataclass
-class TokenServer:
+class TokenServer(LocalServer):
     workdir: Path
     users: dict[str, str]
     grants: dict[str, set[str]]  # user -> allowed actions ("pull", "push", "delete", "*")
@@ -48,32 +48,14 @@ class TokenServer:
     _expired_scopes: set[tuple[str, ...]] = field(default_factory=set)
     requests: list[TokenRequest] = field(default_factory=list)
     keys: KeyPair | None = None
-    _server: ThreadingHTTPServer | None = None
 
-    def start(self) -> TokenServer:
+    def start(self) -> Self:
         self.keys = self_signed(self.workdir, "token-signer", common_name="token-signer")
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                owner._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        return super().start()
 
     @property
     def realm(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        return self.url + "/token"
 
     def registry_auth(self) -> dict[str, Any]:
         assert self.keys is not None
@@ -86,7 +68,7 @@ class TokenServer:
             }
         }
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
         query = parse_qs(urlsplit(handler.path).query)
         user = None
         header = handler.headers.get("Authorization", "")
@@ -94,10 +76,7 @@ class TokenServer:
             name, _, password = base64.b64decode(header[6:]).decode().partition(":")
             if self.users.get(name) != password:
                 self.requests.append(TokenRequest(name, query.get("scope", []), None))
-                handler.send_response(401)
-                handler.send_header("Content-Type", "application/json")
-                handler.end_headers()
-                handler.wfile.write(b'{"details":"invalid credentials"}')
+                send_json(handler, 401, {"details": "invalid credentials"})
                 return
             user = name
         scopes = query.get("scope", [])
@@ -113,19 +92,9 @@ class TokenServer:
         self._expired_scopes.add(tuple(scopes))
         # Past distribution's 60 s leeway, so the registry refuses it with error="invalid_token".
         token = self.sign(user or "", access, lifetime=-120 if expired else None)
-        body = json.dumps(
-            {
-                "token": token,
-                "access_token": token,
-                "expires_in": self.lifetime,
-                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-        ).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        answer = {"token": token, "access_token": token, "expires_in": self.lifetime, "issued_at": issued}
+        send_json(handler, 200, answer)
 
     def sign(self, subject: str, access: list[dict[str, Any]], *, lifetime: int | None = None) -> str:
         assert self.keys is not None
