@@ -17,6 +17,7 @@ registry itself (never through the proxy):
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -97,6 +98,16 @@ def image_digests(seed: SeededStorage) -> list[str]:
 
 def path_of(digest: str) -> str:
     return f"/manifests/{digest}$"
+
+
+def audit_fetch(seed: SeededStorage, digest: str, fault: Fault) -> Rule:
+    """Fault the fetch of ``digest``'s manifest for the undo log, just before its DELETE.
+
+    That is a GET by its tag (which also re-checks the tag) or by digest; planning's
+    own GET of each tag comes before any DELETE and goes through.
+    """
+    references = [digest] + [re.escape(tag) for tag, d in seed.tags.items() if d == digest]
+    return Rule(fault, method="GET", path=f"/manifests/({'|'.join(references)})$", once_deleting=True)
 
 
 # -- the checks every schedule must pass ---------------------------------------
@@ -347,7 +358,7 @@ def test_a_digest_mismatch_while_auditing_skips_that_deletion(app: App, tmp_path
     server, seed = app
     doomed = image_digests(seed)
     spoiled = {doomed[4]: "corrupt", doomed[14]: "garbage"}
-    schedule = Rules(*(Rule(Fault(kind), method="GET", path=path_of(d)) for d, kind in spoiled.items()))
+    schedule = Rules(*(audit_fetch(seed, d, Fault(kind)) for d, kind in spoiled.items()))
     run = prune_through(server, seed, schedule, tmp_path / "r.json")
     assert run.result.code == 5, run.result.output
     assert run.report is not None
@@ -378,8 +389,8 @@ def mixed_schedule(seed: SeededStorage) -> tuple[Schedule, dict[str, str]]:
         Rule(Fault("status", 500), method="DELETE", path=path_of(doomed[0])),
         Rule(Fault("slow", delay=SLOW, forward=True), method="DELETE", path=path_of(doomed[1])),
         Rule(Fault("reset", forward=True), method="DELETE", path=path_of(doomed[2])),
-        Rule(Fault("corrupt"), method="GET", path=path_of(doomed[10])),
-        Rule(Fault("garbage"), method="GET", path=path_of(doomed[20])),
+        audit_fetch(seed, doomed[10], Fault("corrupt")),
+        audit_fetch(seed, doomed[20], Fault("garbage")),
     )
     # About 3% of requests: a hundred or so faults, each costing a backoff sleep.
     transient = Rules(

@@ -21,6 +21,13 @@ class ApiDeleter:
         head = self.client.head_manifest(repository, tag)
         return head.digest if head is not None else None
 
+    def resolve_tag_manifest(self, repository: str, tag: str) -> tuple[str, bytes] | None:
+        try:
+            fetched = self.client.get_manifest(repository, tag)
+        except NotFoundError:
+            return None
+        return fetched.manifest.digest, fetched.raw
+
     def index_children(self, repository: str, digest: str) -> tuple[str, ...]:
         try:
             manifest = self.client.get_manifest(repository, digest).manifest

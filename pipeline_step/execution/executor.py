@@ -68,6 +68,10 @@ class Deleter(Protocol):
 
     def resolve_tag(self, repository: str, tag: str) -> str | None: ...
 
+    def resolve_tag_manifest(self, repository: str, tag: str) -> tuple[str, bytes] | None:
+        """The tag's digest and its manifest's verified bytes; None if the tag is gone."""
+        ...
+
     def index_children(self, repository: str, digest: str) -> tuple[str, ...]: ...
 
     def manifest_bytes(self, repository: str, digest: str) -> bytes: ...
@@ -183,9 +187,17 @@ class Executor:
     def _execute(self, step: DeleteStep) -> None:
         where = f"{step.repository}@{short(step.digest)}"
         sent = False
+        manifest: bytes | None = None
         try:
-            for tag in step.tags:
-                current = self.deleter.resolve_tag(step.repository, tag)
+            for index, tag in enumerate(step.tags):
+                if index == 0 and self.audit is not None:
+                    # One GET both re-checks the tag and yields the bytes the undo log needs.
+                    found = self.deleter.resolve_tag_manifest(step.repository, tag)
+                    current = None if found is None else found[0]
+                    if found is not None and current == step.digest:
+                        manifest = found[1]
+                else:
+                    current = self.deleter.resolve_tag(step.repository, tag)
                 if current is not None and current != step.digest:
                     self._record(
                         StepOutcome(
@@ -196,7 +208,9 @@ class Executor:
                     )
                     return
             if self.audit is not None:
-                self.audit.record_intent(step, self.deleter.manifest_bytes(step.repository, step.digest))
+                if manifest is None:  # untagged (a child of a deleted index), or the tag vanished meanwhile
+                    manifest = self.deleter.manifest_bytes(step.repository, step.digest)
+                self.audit.record_intent(step, manifest)
             sent = True
             result = self.deleter.delete(step)
         except FATAL_ERRORS as exc:

@@ -69,6 +69,10 @@ class StorageDeleter:
                 return None  # what a HEAD through the API would answer: 404
             return digest
 
+    def resolve_tag_manifest(self, repository: str, tag: str) -> tuple[str, bytes] | None:
+        digest = self.resolve_tag(repository, tag)
+        return None if digest is None else (digest, self.manifest_bytes(repository, digest))
+
     def index_children(self, repository: str, digest: str) -> tuple[str, ...]:
         with _access(f"read manifest {repository}@{digest}"):
             if not self.layout.has_revision(repository, digest):

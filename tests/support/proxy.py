@@ -74,6 +74,9 @@ class Rule:
 
     ``limit`` caps how many times the rule fires in total; ``per_path`` caps it
     per distinct path, so a retry of the same request eventually gets through.
+    ``once_deleting`` holds the rule back until the first DELETE has passed
+    (the delete-enabled probe comes right after planning), so only the reads
+    made while deleting are faulted.
     """
 
     fault: Fault
@@ -82,6 +85,7 @@ class Rule:
     every: int = 1
     limit: int | None = None
     per_path: int | None = None
+    once_deleting: bool = False
     seen: int = 0
     fired: int = 0
     fired_on: Counter[str] = field(default_factory=Counter)
@@ -116,12 +120,16 @@ class Rules:
         self.cap_per_request = cap_per_request
         self._fired: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self._deleting = False
 
     def __call__(self, method: str, path: str, number: int) -> Fault | None:
         with self._lock:
+            deleting, self._deleting = self._deleting, self._deleting or method == "DELETE"
             if self.cap_per_request is not None and self._fired[(method, path)] >= self.cap_per_request:
                 return None
             for rule in self.rules:
+                if rule.once_deleting and not deleting:
+                    continue
                 if rule.matches(method, path) and rule.fire(path):
                     self._fired[(method, path)] += 1
                     return rule.fault
