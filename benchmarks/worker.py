@@ -39,6 +39,7 @@ def run_cli(argv: list[str]) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
         code = main(argv)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        peak = _peak_rss_mb()  # before reading the report back: a 100k-entry report is the worker's, not ours
         sys.stdout.flush()
     finally:
         os.dup2(saved, 1)
@@ -49,7 +50,7 @@ def run_cli(argv: list[str]) -> dict[str, Any]:
         report = json.load(handle)
     summary = report["summary"]
     deleted = summary["manifests_deleted"] if report["executed"] else 0
-    return {"wall": wall, "cpu": cpu, "requests": report.get("requests") or 0, "deleted": deleted}
+    return {"wall": wall, "cpu": cpu, "requests": report.get("requests") or 0, "deleted": deleted, "peak_rss_mb": peak}
 
 
 def run_library(job: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +112,8 @@ def main() -> None:
     baseline = _peak_rss_mb()
     runners = {"floor": run_floor, "library": run_library, "cli": lambda job: run_cli(job["argv"])}
     result = runners[job["kind"]](job)
-    result.update(peak_rss_mb=_peak_rss_mb(), baseline_rss_mb=baseline)
+    result.setdefault("peak_rss_mb", _peak_rss_mb())
+    result["baseline_rss_mb"] = baseline
     print(json.dumps(result))
 
 
