@@ -18,7 +18,6 @@ For each audited deletion, children first (an index needs its children):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -38,8 +37,6 @@ from pipeline_step.errors import (
 from pipeline_step.registry.client import RegistryClient
 from pipeline_step.registry.digest import compute_digest, short
 from pipeline_step.registry.model import Manifest, parse_manifest
-
-log = logging.getLogger(__name__)
 
 # These stop the whole restore: nothing else would work either.
 FATAL_ERRORS = (AuthenticationError, TLSVerificationError, RegistryUnreachableError)
@@ -259,13 +256,7 @@ class Restorer:
     def _blob_readable(self, repo: str, digest: str) -> bool:
         key = (repo, digest)
         if key not in self._readable:
-            try:
-                self._readable[key] = self.client.blob_readable(repo, digest)
-            except RegistryProtocolError as exc:
-                # A registry whose blob cache outlived GC announces the blob, then
-                # breaks off the body: the data is gone just the same.
-                log.info("blob %s of %s cannot be read: %s", short(digest), repo, exc)
-                self._readable[key] = False
+            self._readable[key] = self.client.blob_readable(repo, digest)
         return self._readable[key]
 
     def _put(self, repo: str, reference: str, deletion: AuditedDeletion, manifest: Manifest) -> None:

@@ -131,10 +131,6 @@ def _print_human(result: Classification, source: str, stream: TextIO) -> None:
     stream.write(redact("\n".join(lines)) + "\n")
 
 
-def _write_json(report: ClassifyReport, target: str) -> None:
-    jsonout.write(report, target)
-
-
 def run(args: argparse.Namespace, runtime: Runtime) -> int:
     source, result = classify_source(args)
     code = ExitCode.OK if result.prune_can_help else ExitCode.CANNOT_HELP
@@ -151,5 +147,5 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
             lines_scanned=result.lines_scanned,
             exit_code=int(code),
         )
-        _write_json(report, args.json)
+        jsonout.write(report, args.json)
     return int(code)

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
     report.exit_code = int(code)
     for line in (_summary(report, result), *report.notes):
         echo(line)
-    _write_json(report, args.json)
+    jsonout.write(report, args.json)
     return int(code)
 
 
@@ -148,7 +148,3 @@ def _notes(result: RestoreResult) -> list[str]:
     if result.tags_with(TagStatus.CONFLICT):
         notes.append("re-pushed tags were left alone; rerun with --force to move them back to the pruned images")
     return notes
-
-
-def _write_json(report: RestoreReport, target: str | None) -> None:
-    jsonout.write(report, target)

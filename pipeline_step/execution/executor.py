@@ -213,15 +213,10 @@ class Executor:
                 self.audit.record_intent(step, manifest)
             sent = True
             result = self.deleter.delete(step)
-        except FATAL_ERRORS as exc:
-            note = self._check_after_error(step, exc) if sent else ""
-            if note is not None:
-                self._fail(step, exc, fatal=True, note=note)
-            return
         except RegistryError as exc:
             note = self._check_after_error(step, exc) if sent else ""
             if note is not None:
-                self._fail(step, exc, fatal=False, note=note)
+                self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS), note=note)
             return
         status = Status.DELETED if result is DeleteResult.DELETED else Status.ALREADY_GONE
         with self._lock:

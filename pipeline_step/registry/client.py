@@ -35,7 +35,7 @@ from pipeline_step.errors import (
 from pipeline_step.redact import redact
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.auth import BearerTokens, Credentials, parse_challenges
-from pipeline_step.registry.digest import compute_digest, is_digest
+from pipeline_step.registry.digest import compute_digest, is_digest, short
 from pipeline_step.registry.digest import matches as digest_matches
 from pipeline_step.registry.model import Manifest, ManifestHead, parse_manifest
 from pipeline_step.registry.transport import (
@@ -378,8 +378,9 @@ class RegistryClient:
                 headers={"Range": "bytes=0-0"},
                 follow_redirects=True,
             )
-        except RegistryProtocolError:
+        except RegistryProtocolError as exc:
             # Headers, then a broken body, on every retry: the registry's cache lists a blob whose data is gone.
+            log.info("blob %s of %s cannot be read: %s", short(digest), repository, exc)
             return False
         if response.status in (200, 206):
             return True
