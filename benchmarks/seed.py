@@ -11,12 +11,11 @@ tests/test_benchmarks_smoke.py proves the two trees identical.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.images import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, make_layer
+from tests.support.images import image_documents, make_layer
 
 V2 = "docker/registry/v2"
 
@@ -82,30 +81,15 @@ class FastWriter:
         self._write(directory, "link", digest.encode())
 
     def image(self, repository: str, tag: str) -> str:
-        """Same JSON as StorageWriter.image(repo, tag) with the default layer."""
+        """Same documents as StorageWriter.image(repo, tag) with the default layer."""
         repo = os.path.join(self.v2, "repositories", repository)
-        config = {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [self.diff_id]},
-            "config": {"Labels": {"build": tag}},
-            "created": "2024-01-01T00:00:00Z",
-        }
-        config_bytes = json.dumps(config, sort_keys=True).encode()
-        config_digest = self._blob(config_bytes)
+        documents = image_documents(tag, layers=[(self.layer, self.diff_id)])
+        config_digest = self._blob(documents.config)
         self._link(os.path.join(repo, "_layers", "sha256", config_digest[7:]), config_digest)
         self._link(os.path.join(repo, "_layers", "sha256", self.layer_digest[7:]), self.layer_digest)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": DOCKER_CONFIG, "size": len(config_bytes), "digest": config_digest},
-            "layers": [{"mediaType": DOCKER_LAYER, "size": len(self.layer), "digest": self.layer_digest}],
-        }
-        digest = self._blob(json.dumps(manifest, indent=3).encode())
+        digest = self._blob(documents.manifest)
         self._link(os.path.join(repo, "_manifests", "revisions", "sha256", digest[7:]), digest)
-        tag_dir = os.path.join(repo, "_manifests", "tags", tag)
-        self._link(os.path.join(tag_dir, "current"), digest)
-        self._link(os.path.join(tag_dir, "index", "sha256", digest[7:]), digest)
+        self.tag(repository, tag, digest)
         return digest
 
     def tag(self, repository: str, tag: str, digest: str) -> None:

@@ -1,4 +1,5 @@
-"""The plumbing shared by the tests' local HTTP stand-ins (Slack, Jenkins, token service, node_exporter).
+"""The plumbing shared by the tests' local HTTP stand-ins (Slack, Jenkins, token service, node_exporter),
+and ``KeepAlive``, the tests' cheap client for talking to a registry directly.
 
 A subclass implements ``handle(handler)``; ``LocalServer`` serves it on
 127.0.0.1 on a free port in a daemon thread, as a context manager or with
@@ -8,12 +9,14 @@ tests can assert on exactly what a real SDK sent.
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -98,3 +101,58 @@ class LocalServer:
     def url(self) -> str:
         assert self._server is not None, "start the server first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+class KeepAlive:
+    """http.client connections to one server, one per thread, so thousands of requests stay cheap.
+
+    A kept-alive connection the server has closed meanwhile is reopened once.
+    TLS is not verified: the servers are the tests' own, on 127.0.0.1.
+    """
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._https else 80)
+        self._timeout = timeout
+        self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._https:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=context)
+            else:
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+            with self._lock:
+                self._opened.append(connection)
+        return connection
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.request(method, path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.getheaders(), response.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._opened:
+                connection.close()
+            self._opened.clear()

@@ -13,11 +13,9 @@ from a few declarative rules.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -25,7 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import urlsplit
+
+from tests.support.localhttp import KeepAlive
 
 HOP_BY_HOP = {
     "connection",
@@ -172,7 +171,7 @@ class RecordingProxy:
 
     def start(self) -> RecordingProxy:
         owner = self
-        client = _Upstream(self.upstream)
+        client = KeepAlive(self.upstream, timeout=60)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -227,7 +226,7 @@ class RecordingProxy:
             time.sleep(0.02)  # polling interval
         raise TimeoutError(f"the proxy still handles {self._in_flight} requests after {timeout}s")
 
-    def _handle(self, handler: BaseHTTPRequestHandler, client: _Upstream) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler, client: KeepAlive) -> None:
         with self._lock:
             self._in_flight += 1
         try:
@@ -236,7 +235,7 @@ class RecordingProxy:
             with self._lock:
                 self._in_flight -= 1
 
-    def _handle_one(self, handler: BaseHTTPRequestHandler, client: _Upstream) -> None:
+    def _handle_one(self, handler: BaseHTTPRequestHandler, client: KeepAlive) -> None:
         method = handler.command
         path = handler.path
         length = int(handler.headers.get("Content-Length") or 0)
@@ -305,46 +304,6 @@ class RecordingProxy:
         handler.end_headers()
         if method != "HEAD":
             handler.wfile.write(body)
-
-
-class _Upstream:
-    """Keep-alive connections to the registry, one per proxy thread (http.client is light and fast)."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if self.https else 80)
-        self._local = threading.local()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            if self.https:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                connection = http.client.HTTPSConnection(self.host, self.port, timeout=60, context=context)
-            else:
-                connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-            self._local.connection = connection
-        return connection
-
-    def request(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        for attempt in (1, 2):  # a kept-alive connection the registry closed is reopened once
-            connection = self._connection()
-            try:
-                connection.request(method, path, body=body or None, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.getheaders(), response.read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                self._local.connection = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
 
 
 def _reset(handler: BaseHTTPRequestHandler) -> None:

@@ -6,15 +6,12 @@ tags costs about a second, not the better part of a minute.
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from urllib.parse import urlsplit
 
 from tests.support.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from tests.support.localhttp import KeepAlive
 
 ACCEPT = ", ".join((DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX))
 WORKERS = 4
@@ -22,14 +19,8 @@ WORKERS = 4
 
 class RegistryState:
     def __init__(self, url: str, *, headers: dict[str, str] | None = None) -> None:
-        parts = urlsplit(url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (443 if self._https else 80)
         self._headers = dict(headers or {})
-        self._local = threading.local()
-        self._opened: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._client = KeepAlive(url, timeout=30)
 
     def __enter__(self) -> RegistryState:
         return self
@@ -37,41 +28,13 @@ class RegistryState:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for connection in self._opened:
-            connection.close()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            if self._https:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                connection = http.client.HTTPSConnection(self._host, self._port, timeout=30, context=context)
-            else:
-                connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
-        return connection
+        self._client.close()
 
     def _request(
         self, method: str, path: str, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        for attempt in (1, 2):  # a kept-alive connection the registry closed is reopened once
-            connection = self._connection()
-            try:
-                connection.request(method, path, headers={**self._headers, **(headers or {})})
-                response = connection.getresponse()
-                body = response.read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                self._local.connection = None
-                if attempt == 2:
-                    raise
-                continue
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-        raise AssertionError("unreachable")
+        status, pairs, body = self._client.request(method, path, {**self._headers, **(headers or {})})
+        return status, {k.lower(): v for k, v in pairs}, body
 
     def tags(self, repo: str) -> list[str]:
         status, _, body = self._request("GET", f"/v2/{repo}/tags/list")
