@@ -56,11 +56,10 @@ def run_cli(argv: list[str]) -> dict[str, Any]:
 def run_library(job: dict[str, Any]) -> dict[str, Any]:
     import threading  # noqa: PLC0415
 
-    from pipeline_step.backend import api_backend, storage_backend  # noqa: PLC0415
-    from pipeline_step.connect import open_client  # noqa: PLC0415
+    from pipeline_step.backends import open_backend  # noqa: PLC0415
     from pipeline_step.planning.build import build_plan  # noqa: PLC0415
     from pipeline_step.policy.config import load_configuration  # noqa: PLC0415
-    from pipeline_step.storage.layout import StorageLayout  # noqa: PLC0415
+    from pipeline_step.registry.http.choose import open_client  # noqa: PLC0415
 
     flags = {"repositories": job["repositories"], "policy.match": job["match"], "policy.keep": job["keep"]}
     if job.get("url"):
@@ -70,13 +69,13 @@ def run_library(job: dict[str, Any]) -> dict[str, Any]:
     concurrency = job["concurrency"]
     started, cpu = time.perf_counter(), time.process_time()
     if job.get("url"):
-        with open_client(configuration, None, concurrency=concurrency, transport="lean") as client:
-            backend = api_backend(client, concurrency=concurrency, stop=stop)
-            plan = build_plan(backend.source, configuration, registry=client.url, stop=stop)
+        with open_client(configuration.registry.url, concurrency=concurrency, transport="lean") as client:
+            backend = open_backend(client=client, concurrency=concurrency, stop=stop)
+            plan = build_plan(backend, configuration, registry=client.url, stop=stop)
             requests = client.stats.requests
     else:
-        backend = storage_backend(StorageLayout.open(job["storage"]), concurrency=concurrency, stop=stop)
-        plan = build_plan(backend.source, configuration, registry="storage", stop=stop)
+        backend = open_backend(storage_root=job["storage"], concurrency=concurrency, stop=stop)
+        plan = build_plan(backend, configuration, registry="storage", stop=stop)
         requests = 0
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if not plan.step_count:
@@ -104,8 +103,8 @@ def main() -> None:
     # Import first so that the clock and the CPU counter see only the run. The library
     # job imports only what planning needs, as an embedding program would.
     if job["kind"] == "library":
-        import pipeline_step.backend  # noqa: PLC0415
-        import pipeline_step.connect  # noqa: PLC0415
+        import pipeline_step.backends  # noqa: PLC0415
+        import pipeline_step.registry.http.choose  # noqa: PLC0415
     else:
         import pipeline_step.cli.main  # noqa: F401, PLC0415
 

@@ -3,7 +3,7 @@
 Every exception the tool raises on purpose is a :class:`PruneError`. Each one
 carries the exit code the CLI returns and a ``hint``: the thing the operator
 must do next. Messages never contain secrets; the CLI also passes every line it
-prints through :mod:`pipeline_step.redact` as a second line of defence.
+prints through :mod:`pipeline_step.support.redact` as a second line of defence.
 """
 
 from __future__ import annotations
@@ -12,19 +12,39 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes, documented in the README."""
+    """Process exit codes. Their meanings are :data:`EXIT_CODES`, the one table the CLI's
+    help, the README and the Jenkins library are checked against."""
 
     OK = 0
-    FAILURE = 1  # unexpected error: a bug, please report it
-    USAGE = 2  # bad flags, configuration or input; nothing was changed
-    DELETE_DISABLED = 3  # the registry refuses manifest DELETE
-    REGISTRY = 4  # unreachable, TLS, authentication or protocol error
-    PARTIAL = 5  # some planned deletions failed; the report says which
-    LOCKED = 6  # another prune holds the lock and --no-wait was given
-    CANNOT_HELP = 10  # pruning the registry cannot fix this failure
-    PUSH_FAILED = 11  # the push still fails after recovery
-    GC_FAILED = 12  # garbage collection or the restart command failed
-    INTERRUPTED = 130  # SIGINT/SIGTERM; the partial report was written
+    FAILURE = 1
+    USAGE = 2
+    DELETE_DISABLED = 3
+    REGISTRY = 4
+    PARTIAL = 5
+    LOCKED = 6
+    AUDIT_FAILED = 7
+    CANNOT_HELP = 10
+    PUSH_FAILED = 11
+    GC_FAILED = 12
+    INTERRUPTED = 130
+
+
+EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.FAILURE: "unexpected internal error (a bug: rerun with --debug and report it)",
+    ExitCode.USAGE: "bad flags, configuration or input; nothing was changed",
+    ExitCode.DELETE_DISABLED: "the registry refuses deletes (storage.delete.enabled is false, or read-only mode)",
+    ExitCode.REGISTRY: "registry unreachable, TLS, authentication or protocol error",
+    ExitCode.PARTIAL: "partial: some planned deletions failed, or a repository was left alone because one of "
+    "its tags could not be resolved; for restore, some images could not be restored. The report lists which",
+    ExitCode.LOCKED: "another run holds the registry lock (--no-wait, or --lock-timeout ran out)",
+    ExitCode.AUDIT_FAILED: "the undo log could not be written (is this agent's disk full?): the run stopped "
+    "before its next deletion; the report lists what was deleted",
+    ExitCode.CANNOT_HELP: "pruning the registry cannot fix this failure (classify, recover)",
+    ExitCode.PUSH_FAILED: "the push still fails after recovery (recover)",
+    ExitCode.GC_FAILED: "garbage collection or the restart command failed (gc, recover)",
+    ExitCode.INTERRUPTED: "interrupted by SIGINT/SIGTERM; the partial report was written",
+}
 
 
 class PruneError(Exception):
@@ -117,6 +137,12 @@ class CommandFailedError(PruneError):
     """An operator-supplied command (GC, restart, push) failed."""
 
     exit_code = ExitCode.GC_FAILED
+
+
+class AuditWriteError(PruneError):
+    """The audit log (the undo log) could not be written: no further deletion may happen."""
+
+    exit_code = ExitCode.AUDIT_FAILED
 
 
 class InterruptedRunError(PruneError):

@@ -108,5 +108,5 @@ def test_a_run_that_fails_before_planning_still_writes_its_report(tmp_path: Path
     assert result.code == 4
     document = json.loads(report.read_text())
     assert document["outcome"] == "failed" and document["exit_code"] == 4
-    assert "cannot connect to the registry" in document["error"]
+    assert "cannot connect to the registry" in document["errors"][0]["message"]
     assert document["deleted"] == [] and document["executed"] is False

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_step.registry.client import RegistryClient
+from pipeline_step.registry.http.choose import open_client
 from tests.conftest import ROOT, RegistryFactory, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
@@ -132,7 +132,7 @@ def test_a_100000_entry_tag_list_is_read_in_full_over_http(app: App) -> None:
     tags = [f"3.3.0-alpha.{n}" for n in range(1, 100_001)]
     body = json.dumps({"name": seed.repo, "tags": tags}).encode()
     schedule = Rules(Rule(Fault("replace", body=body), method="GET", path="/tags/list"))
-    with RecordingProxy(server.url, schedule=schedule) as proxy, RegistryClient(proxy.url) as client:
+    with RecordingProxy(server.url, schedule=schedule) as proxy, open_client(proxy.url) as client:
         started = time.monotonic()
         listed = client.tags(seed.repo)
         elapsed = time.monotonic() - started

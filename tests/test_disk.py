@@ -26,8 +26,8 @@ from pipeline_step.integrations.disk import (
     parse_df_output,
     parse_probe,
 )
-from pipeline_step.redact import register_secret
-from pipeline_step.units import FreeSpaceThreshold
+from pipeline_step.support.redact import register_secret
+from pipeline_step.support.units import FreeSpaceThreshold
 from tests.support.localhttp import LocalServer, send
 from tests.support.registry import free_port
 

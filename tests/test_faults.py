@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from pipeline_step.errors import RegistryServerError
-from pipeline_step.registry.client import RegistryClient
+from pipeline_step.registry.http.choose import open_client
 from tests.conftest import CliResult, RegistryFactory, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
 from tests.support.images import list_tags
@@ -235,7 +235,7 @@ def test_retry_after_is_capped_and_attempts_are_counted(app: App) -> None:
     schedule = Rules(Rule(Fault("status", 429, retry_after="3600"), path="^/v2/$"))
     with (
         RecordingProxy(server.url, schedule=schedule) as proxy,
-        RegistryClient(proxy.url, sleep=slept.append) as client,
+        open_client(proxy.url, sleep=slept.append) as client,
         pytest.raises(RegistryServerError) as raised,
     ):
         client.ping()

@@ -20,7 +20,7 @@ from pipeline_step.integrations.jenkins import (
     current_build,
     parse_build_ref,
 )
-from pipeline_step.redact import MASK, redact
+from pipeline_step.support.redact import MASK, redact
 from tests.support.fake_jenkins import CRUMB, CRUMB_FIELD, TOKEN, USER, FakeJenkins
 from tests.support.registry import free_port
 

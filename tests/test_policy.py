@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_step.errors import UsageError
-from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import Action, Phase, plan_repository
 from pipeline_step.planning.reclaim import predict_reclaim
 from pipeline_step.policy.config import Configuration, RetentionPolicy, Settings, load_configuration

@@ -27,7 +27,7 @@ from typing import Literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import Action, Phase, RepositoryPlan, plan_repository
 from pipeline_step.policy.config import DEFAULT_PROTECT, RetentionPolicy
 from pipeline_step.policy.versions import VersionKey, version_key

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipeline_step.integrations.push import ImageRef, verify_image
-from pipeline_step.registry.client import RegistryClient, RetryPolicy
+from pipeline_step.registry.http.choose import open_client
+from pipeline_step.registry.http.session import RetryPolicy
 from tests.conftest import run_cli
 from tests.support.scenario import DiskFullRegistry, OciLayout
 
@@ -74,7 +75,7 @@ def test_without_a_restart_the_broken_push_is_caught(
     assert isinstance(push, dict) and push["succeeded"] is True and push["verified"] is False
     assert any("blob" in problem for problem in push["problems"])
     # The registry's HEAD lies (stale cache); reading the data tells the truth.
-    with RegistryClient(registry.url, retry=RetryPolicy(attempts=1)) as client:
+    with open_client(registry.url, retry=RetryPolicy(attempts=1)) as client:
         verdict = verify_image(client, ImageRef(REPO, "1.0.0-rebuild"))
     assert not verdict.ok
 
@@ -86,6 +87,6 @@ def test_with_a_restart_recover_pushes_again_and_the_image_is_whole(
     code, report = recover(registry, layout, tmp_path, "--restart-cmd", registry.ctl("restart"))
     assert code == 0, report
     assert report["push_succeeded"] is True
-    with RegistryClient(registry.url) as client:
+    with open_client(registry.url) as client:
         verdict = verify_image(client, ImageRef(REPO, "1.0.0-rebuild"))
     assert verdict.ok and verdict.checked_blobs == 3

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_step.audit import read_audit
+from pipeline_step.backends.api.deleter import ApiDeleter
+from pipeline_step.backends.api.source import ApiInventorySource
 from pipeline_step.errors import InterruptedRunError, LockBusyError
-from pipeline_step.execution.api_deleter import ApiDeleter
+from pipeline_step.execution.audit import read_audit
 from pipeline_step.execution.executor import Executor, Status
-from pipeline_step.inventory.api import ApiInventorySource
-from pipeline_step.locking import RegistryLock
 from pipeline_step.planning.build import Plan, build_plan
 from pipeline_step.policy.config import load_configuration
 from pipeline_step.registry.client import RegistryClient
+from pipeline_step.registry.http.choose import open_client
+from pipeline_step.support.locking import RegistryLock
 from tests.conftest import ROOT, SeededApp, run_cli
 from tests.support.images import Pusher, list_tags, resolve
 from tests.support.registry import RegistryServer
@@ -39,7 +40,7 @@ def plan_for(client: RegistryClient) -> Plan:
 
 
 def test_tag_repushed_after_planning_is_skipped(registry: RegistryServer, seeded: SeededApp) -> None:
-    with RegistryClient(registry.url) as client:
+    with open_client(registry.url) as client:
         plan = plan_for(client)
         with Pusher(registry.url) as pusher:
             repushed = pusher.image("team/app", "3.3.0-alpha.7", label="rebuilt")
@@ -55,7 +56,7 @@ def test_tag_repushed_after_planning_is_skipped(registry: RegistryServer, seeded
 def test_kept_tag_moved_onto_a_planned_digest_withdraws_that_deletion(
     registry: RegistryServer, seeded: SeededApp
 ) -> None:
-    with RegistryClient(registry.url) as client:
+    with open_client(registry.url) as client:
         plan = plan_for(client)
         with Pusher(registry.url) as pusher:
             pusher.tag("team/app", "3.3.0-alpha.3", "latest")  # someone promotes an old build
@@ -142,7 +143,7 @@ def test_second_prune_waits_for_the_first(registry: RegistryServer, seeded: Seed
 
 def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     script = (
-        "import sys; from pathlib import Path; from pipeline_step.locking import RegistryLock;"
+        "import sys; from pathlib import Path; from pipeline_step.support.locking import RegistryLock;"
         f"lock = RegistryLock(Path({str(tmp_path)!r}), 'http://127.0.0.1:1'); lock.acquire();"
         "print('locked', flush=True); sys.stdin.read()"
     )

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_step.audit import AuditLog, read_audit
-from pipeline_step.locking import RegistryLock
+from pipeline_step.execution.audit import AuditLog, read_audit
 from pipeline_step.planning.planner import DeleteStep, Phase
 from pipeline_step.registry.digest import compute_digest
+from pipeline_step.support.locking import RegistryLock
 from tests.conftest import CliResult, RegistryFactory, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
 from tests.support.images import Pusher

@@ -23,7 +23,8 @@ from pipeline_step.errors import PruneError, RegistryServerError
 from pipeline_step.integrations.jenkins import JenkinsClient, JenkinsError
 from pipeline_step.integrations.slack import RecoverySummary, SlackReporter
 from pipeline_step.registry.auth import Credentials
-from pipeline_step.registry.client import RegistryClient
+from pipeline_step.registry.http.choose import open_client
+from pipeline_step.support.redact import register_secret
 from tests.conftest import CliResult, RegistryFactory, run_cli
 from tests.support import fake_jenkins, fake_slack
 from tests.support.fake_jenkins import FakeJenkins
@@ -48,6 +49,12 @@ CANARIES = [
     fake_jenkins.TOKEN,
     JENKINS_BASIC,
 ]
+
+
+def edge_credentials(user: str, password: str) -> Credentials:
+    """Credentials as the CLI makes them: the password registered for redaction where it enters."""
+    register_secret(password)
+    return Credentials(user, password)
 
 
 @dataclass
@@ -151,7 +158,9 @@ def test_wrong_password_error_paths(basic_registry: tuple[RegistryServer, Seeded
     assert result.code == 4 and "rejected the password of user 'ci'" in result.stderr
     collect(result, report=tmp_path / "r.json", audit_dir=tmp_path / "audit").assert_clean()
     with (
-        RegistryClient(server.url, credentials=Credentials(USER, WRONG_PASSWORD)) as client,
+        open_client(
+            server.url, credentials=edge_credentials(USER, WRONG_PASSWORD), on_secret=register_secret
+        ) as client,
         pytest.raises(PruneError) as raised,
     ):
         client.tags(seed.repo)
@@ -173,7 +182,9 @@ def test_a_registry_500_that_echoes_the_request_leaks_nothing(
         assert "HTTP 500 UNKNOWN: upstream failed (" in result.stderr and "Authorization: " in result.stderr
         collect(result, report=tmp_path / "r.json", audit_dir=tmp_path / "audit").assert_clean()
         with (
-            RegistryClient(proxy.url, credentials=Credentials(USER, PASSWORD), sleep=lambda _: None) as client,
+            open_client(
+                proxy.url, credentials=edge_credentials(USER, PASSWORD), sleep=lambda _: None, on_secret=register_secret
+            ) as client,
             pytest.raises(RegistryServerError) as raised,
         ):
             client.ping()  # learns that the registry wants Basic credentials

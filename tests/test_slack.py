@@ -26,7 +26,7 @@ from pipeline_step.integrations.slack import (
     SlackReporter,
     build_message,
 )
-from pipeline_step.redact import MASK, redact
+from pipeline_step.support.redact import MASK, redact
 from tests.conftest import ROOT
 from tests.support.fake_slack import BOT_TOKEN, WEBHOOK_PATH, FakeSlack
 from tests.support.registry import free_port
@@ -46,7 +46,6 @@ BASE = RecoverySummary(
     push_succeeded=True,
     push_attempts=2,
     gc_ran=True,
-    undo_window_closed=True,
     build=BUILD,
 )
 
@@ -121,7 +120,6 @@ def test_failed_dry_run_message() -> None:
             push_attempts=3,
             bytes_freed=None,
             gc_ran=False,
-            undo_window_closed=False,
             error="received unexpected HTTP status: 500 Internal Server Error",
         )
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_step.backends.filesystem.deleter import StorageDeleter
+from pipeline_step.backends.filesystem.layout import StorageLayout, StorageLayoutError
 from pipeline_step.planning.planner import DeleteStep, Phase
-from pipeline_step.registry.client import DeleteResult
-from pipeline_step.storage.deleter import StorageDeleter
-from pipeline_step.storage.layout import StorageLayout, StorageLayoutError
+from pipeline_step.registry.model import DeleteResult
 from tests.conftest import RegistryFactory, run_cli
 from tests.support.images import Pushed, list_tags, resolve
 from tests.support.storage_seed import StorageWriter, tree

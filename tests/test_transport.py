@@ -12,11 +12,12 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pipeline_step.connect import transport_kind
 from pipeline_step.errors import UsageError
 from pipeline_step.registry.client import RegistryClient
-from pipeline_step.registry.fast_transport import LeanTransport
-from pipeline_step.registry.transport import (
+from pipeline_step.registry.http.choose import transport_kind
+from pipeline_step.registry.http.lean import LeanTransport
+from pipeline_step.registry.http.session import Session
+from pipeline_step.registry.http.transport import (
     BrokenResponseError,
     ConnectFailedError,
     TimedOutError,
@@ -228,7 +229,7 @@ def test_tls_verifies_against_the_ca_bundle_or_is_skipped_with_insecure(tmp_path
 def test_the_client_on_the_lean_transport_against_a_real_registry(
     registry: RegistryServer, seeded: SeededApp, lean: LeanTransport
 ) -> None:
-    with RegistryClient(registry.url, transport=lean) as client:
+    with RegistryClient(Session(registry.url, lean)) as client:
         assert client.ping().api_version == "registry/2.0"
         assert len(client.tags("team/app")) == 44
         head = client.head_manifest("team/app", "latest")

@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import BaseModel
-
-from pipeline_step import __version__, jsonout
 from pipeline_step.cli import integration_options
+from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import ExitCode, UsageError
 from pipeline_step.integrations.classify import Classification, classify_file, classify_stream, classify_text
-from pipeline_step.redact import redact
+from pipeline_step.operations.outcome import Outcome
+from pipeline_step.reports.classify import ClassifyReport
+from pipeline_step.support.redact import redact
 
 DESCRIPTION = """\
 Read a CI console log and say why the push failed, and whether pruning the
@@ -39,21 +39,7 @@ examples:
       --jenkins-user ci --jenkins-build team/app#lastFailedBuild --json -"""
 
 
-class ClassifyReport(BaseModel):
-    """The ``--json`` document."""
-
-    tool: str = "registry-prune"
-    version: str = __version__
-    command: str = "classify"
-    source: str  # "stdin", "file:PATH" or "jenkins:JOB#N"
-    category: str
-    prune_can_help: bool
-    evidence: str | None
-    line: int | None
-    explanation: str
-    also_seen: list[str]
-    lines_scanned: int
-    exit_code: int
+REPORT = ClassifyReport
 
 
 def register(commands: Subcommands[Parser]) -> None:
@@ -131,21 +117,28 @@ def _print_human(result: Classification, source: str, stream: TextIO) -> None:
     stream.write(redact("\n".join(lines)) + "\n")
 
 
-def run(args: argparse.Namespace, runtime: Runtime) -> int:
+def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[ClassifyReport]) -> int:
     source, result = classify_source(args)
-    code = ExitCode.OK if result.prune_can_help else ExitCode.CANNOT_HELP
-    _print_human(result, source, sys.stderr if args.json == "-" else sys.stdout)
-    if args.json:
-        report = ClassifyReport(
-            source=source,
-            category=result.category.value,
-            prune_can_help=result.prune_can_help,
-            evidence=result.evidence,
-            line=result.line,
-            explanation=result.explanation,
-            also_seen=[category.value for category in result.also_seen],
-            lines_scanned=result.lines_scanned,
-            exit_code=int(code),
-        )
-        jsonout.write(report, args.json)
-    return int(code)
+    verdict = "a registry prune can help" if result.prune_can_help else "a registry prune cannot help"
+    outcome = Outcome(
+        result.category.value,
+        ExitCode.OK if result.prune_can_help else ExitCode.CANNOT_HELP,
+        f"{result.category.value}: {verdict}",
+    )
+    report = ClassifyReport(
+        outcome=outcome.name,
+        exit_code=int(outcome.exit_code),
+        message=outcome.message,
+        started=invocation.started,
+        source=source,
+        category=result.category.value,
+        prune_can_help=result.prune_can_help,
+        evidence=result.evidence,
+        line=result.line,
+        explanation=result.explanation,
+        also_seen=[category.value for category in result.also_seen],
+        lines_scanned=result.lines_scanned,
+    )
+    report.conclude(outcome)
+    human = sys.stderr if args.json == "-" else sys.stdout
+    return invocation.finish(report, lambda _: _print_human(result, source, human))

@@ -9,17 +9,15 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import BaseModel
-
-from pipeline_step import __version__, jsonout
-from pipeline_step.cli import integration_options, options
+from pipeline_step.cli import integration_options, options, targets
+from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import ExitCode, UsageError
-from pipeline_step.integrations.gc import run_gc, wait_until
-from pipeline_step.recover_report import GcReport, gc_report
-from pipeline_step.redact import redact
-from pipeline_step.units import format_bytes
+from pipeline_step.errors import UsageError
+from pipeline_step.integrations.gc import wait_until
+from pipeline_step.operations.gc import garbage_collect
+from pipeline_step.reports.gc import GcReport, gc_section
+from pipeline_step.support.redact import redact
 
 DESCRIPTION = """\
 Run the registry's garbage collection with the operator's commands, in this
@@ -38,15 +36,7 @@ example:
       --restart-cmd 'ssh reg docker restart registry' --predicted-from prune.json"""
 
 
-class GcRunReport(BaseModel):
-    tool: str = "registry-prune"
-    version: str = __version__
-    command: str = "gc"
-    registry: str | None
-    exit_code: int
-    predicted_reclaim_bytes: int | None
-    gc: GcReport
-    notes: list[str]
+REPORT = GcReport
 
 
 def register(commands: Subcommands[Parser]) -> None:
@@ -88,7 +78,7 @@ def _predicted(path: Path | None) -> int | None:
     return value
 
 
-def run(args: argparse.Namespace, runtime: Runtime) -> int:
+def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[GcReport]) -> int:
     commands = integration_options.gc_from_args(args)
     assert commands is not None  # --gc-cmd is required
     predicted = _predicted(args.predicted_from)
@@ -98,39 +88,34 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
     configuration = options.load(args) if args.registry or args.config else None
 
     def echo(line: str) -> None:
-        print(redact(f"gc: {line}"), file=human, flush=True)
+        print(redact(line), file=human, flush=True)
 
     with contextlib.ExitStack() as stack:
         wait_healthy = None
-        registry_url: str | None = None
         if configuration is not None:
-            client = stack.enter_context(options.connect(args, configuration))
-            registry_url = client.url
-            stack.enter_context(options.registry_lock(args, configuration, client.url, runtime, command="gc"))
+            invocation.registry = configuration.registry.url
+            client = stack.enter_context(targets.connect(args, configuration))
+            stack.enter_context(targets.registry_lock(args, configuration, client.url, runtime, command="gc"))
 
             def wait_healthy() -> None:
                 wait_until(client.ping, timeout=args.health_timeout)
 
-        result = run_gc(commands, probe=probe, echo=echo, wait_healthy=wait_healthy)
-    notes = list(result.warnings)
-    if result.summary is not None:  # GC ran to its summary line
-        notes.append("garbage collection closes the undo window: `restore` can no longer bring pruned tags back")
-    code = ExitCode.OK if result.ok else (result.error.exit_code if result.error else ExitCode.GC_FAILED)
-    report = GcRunReport(
-        registry=registry_url, exit_code=int(code), predicted_reclaim_bytes=predicted, gc=gc_report(result), notes=notes
+        run = garbage_collect(commands, probe=probe, predicted_bytes=predicted, echo=echo, wait_healthy=wait_healthy)
+    outcome = run.outcome()
+    report = GcReport(
+        outcome=outcome.name,
+        exit_code=int(outcome.exit_code),
+        message=outcome.message,
+        started=invocation.started,
+        registry=invocation.registry,
+        predicted_reclaim_bytes=predicted,
+        gc=gc_section(run.result),
+        notes=run.notes,
     )
-    summary = result.summary
-    lines = [
-        f"gc {'ok' if result.ok else 'FAILED'}"
-        + (f": {summary.blobs_eligible} blobs and {summary.manifests_eligible} manifests deleted" if summary else "")
-    ]
-    if result.freed_bytes is not None:
-        versus = f" (predicted {format_bytes(predicted)})" if predicted is not None else ""
-        lines.append(f"freed {format_bytes(result.freed_bytes)} measured{versus}")
-    if result.error is not None:
-        lines.append(f"registry-prune: error: {result.error}")
-    lines.extend(notes)
-    for line in lines:
-        print(redact(line), file=human)
-    jsonout.write(report, args.json)
-    return int(code)
+    report.conclude(outcome)
+
+    def render(report: GcReport) -> None:
+        for line in (report.message, *report.notes):
+            print(redact(line), file=human)
+
+    return invocation.finish(report, render)

@@ -20,8 +20,8 @@ from pipeline_step.integrations.disk import DiskProbe, parse_probe
 from pipeline_step.integrations.gc import GcCommands
 from pipeline_step.integrations.jenkins import BuildRef, JenkinsClient, parse_build_ref
 from pipeline_step.integrations.slack import SlackReporter
-from pipeline_step.redact import register_secret
-from pipeline_step.units import FreeSpaceThreshold
+from pipeline_step.support.redact import register_secret
+from pipeline_step.support.units import FreeSpaceThreshold
 
 log = logging.getLogger(__name__)
 

@@ -7,31 +7,30 @@ import importlib
 import os
 import sys
 import traceback
+from types import ModuleType
 from typing import Sequence
 
 from pipeline_step import __version__
-from pipeline_step.cli.parser import COMMANDS, Parser, add_command
+from pipeline_step.cli.invocation import Invocation
+from pipeline_step.cli.parser import COMMANDS, Parser, add_command, add_verbosity_options
 from pipeline_step.cli.runtime import Runtime, configure_logging
-from pipeline_step.errors import ExitCode, PruneError
-from pipeline_step.redact import redact
+from pipeline_step.errors import EXIT_CODES, InterruptedRunError, PruneError
+from pipeline_step.operations.outcome import Outcome
+from pipeline_step.reports.envelope import Report
+from pipeline_step.support.redact import redact
 
-EPILOG = """exit codes:
-  0    success
-  1    unexpected internal error (a bug; rerun with --debug and report it)
-  2    bad flags, configuration or input; nothing was changed
-  3    the registry refuses deletes (storage.delete.enabled is false, or read-only mode)
-  4    registry unreachable, TLS, authentication or protocol error
-  5    partial: some deletions failed, a repository was left alone, or (restore) images were not restored
-  6    another run holds the registry lock (--no-wait)
-  10   pruning the registry cannot fix this failure (classify, recover)
-  11   the push still fails after recovery (recover)
-  12   garbage collection or the restart command failed (gc, recover)
-  130  interrupted by SIGINT/SIGTERM; the partial report was written
-"""
+
+def exit_code_epilog() -> str:
+    """The exit-code table of ``--help``, from :data:`~pipeline_step.errors.EXIT_CODES`."""
+    return "exit codes:\n" + "".join(f"  {int(code):<4} {meaning}\n" for code, meaning in EXIT_CODES.items())
 
 
 def _chosen_command(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if word in COMMANDS), None)
+
+
+def _command_module(command: str) -> ModuleType:
+    return importlib.import_module(f"pipeline_step.cli.{COMMANDS[command][0]}")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -39,13 +38,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="registry-prune",
         description="Safe retention pruning, garbage collection and push recovery for Docker Registry v2.",
-        epilog=EPILOG,
+        epilog=exit_code_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"registry-prune {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    add_verbosity_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     chosen = _chosen_command(argv) if argv is not None else None
@@ -61,20 +58,54 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _json_target(words: Sequence[str]) -> str | None:
+    """``--json FILE`` as given on the command line, for a report of flags that did not parse."""
+    for index, word in enumerate(words):
+        if word == "--json" and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith("--json="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _invocation(command: str | None, json_target: str | None) -> Invocation[Report] | None:
+    if command is None:
+        return None
+    report_type: type[Report] = _command_module(command).REPORT
+    return Invocation(command, report_type, json_target)
+
+
+def _fail(invocation: Invocation[Report] | None, outcome: Outcome) -> None:
+    """Write the failure report unless the command already wrote its own."""
+    if invocation is None or invocation.written:
+        return
+    try:
+        invocation.fail(outcome)
+    except PruneError as exc:  # e.g. --json into a directory that does not exist
+        sys.stderr.write(redact(f"registry-prune: error: {exc}") + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     runtime = Runtime()
     debug = False
+    words = list(sys.argv[1:] if argv is None else argv)
+    invocation: Invocation[Report] | None = None
     try:
-        words = list(sys.argv[1:] if argv is None else argv)
-        args = build_parser(words).parse_args(words)
+        try:
+            args = build_parser(words).parse_args(words)
+        except PruneError:
+            invocation = _invocation(_chosen_command(words), _json_target(words))
+            raise
         debug = args.debug
         runtime.verbosity = -1 if args.quiet else args.verbose
         configure_logging(runtime.verbosity)
         runtime.install_signal_handlers()
-        code: int = args.handler(args, runtime)
+        invocation = _invocation(args.command, getattr(args, "json", None))
+        code: int = args.handler(args, runtime, invocation)
         return code
     except PruneError as exc:
         sys.stderr.write(redact(f"registry-prune: error: {exc}") + "\n")
+        _fail(invocation, Outcome.of_error(exc))
         return int(exc.exit_code)
     except BrokenPipeError:
         # `registry-prune plan | head`: the reader left; exit like a tool killed by SIGPIPE.
@@ -83,17 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except KeyboardInterrupt:
         sys.stderr.write("registry-prune: interrupted\n")
-        return int(ExitCode.INTERRUPTED)
+        error = InterruptedRunError("interrupted (a second SIGINT); in-flight requests were abandoned")
+        _fail(invocation, Outcome.of_error(error))
+        return int(error.exit_code)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             sys.stderr.write(redact(traceback.format_exc()))
-        sys.stderr.write(
-            redact(
-                f"registry-prune: internal error: {type(exc).__name__}: {exc} "
-                "(rerun with --debug for a traceback and report it)"
-            )
-            + "\n"
-        )
-        return int(ExitCode.FAILURE)
+        outcome = Outcome.internal_error(exc)
+        sys.stderr.write(redact(f"registry-prune: {outcome.message}") + "\n")
+        _fail(invocation, outcome)
+        return int(outcome.exit_code)

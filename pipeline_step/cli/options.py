@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from pipeline_step.audit import AuditLog, default_audit_dir
-from pipeline_step.backend import Backend, api_backend, storage_backend
-from pipeline_step.cli.runtime import Runtime
 from pipeline_step.cli.secret_flags import add_refused_flag
-from pipeline_step.connect import TRANSPORT_ENV, TRANSPORT_KINDS, open_client, resolve_credentials
-from pipeline_step.errors import UsageError
-from pipeline_step.locking import RegistryLock, default_lock_dir
 from pipeline_step.policy.config import Configuration, load_configuration
-from pipeline_step.registry.client import RegistryClient
-from pipeline_step.storage.layout import StorageLayout
+from pipeline_step.registry.http.choose import TRANSPORT_ENV, TRANSPORT_KINDS
 
 # dotted config key -> (argparse dest, flag label)
 _FLAG_KEYS: dict[str, tuple[str, str]] = {
@@ -167,84 +157,3 @@ def load(args: argparse.Namespace) -> Configuration:
     if getattr(args, "protect", None) is not None:
         flags["policy.protect"] = list(args.protect)
     return load_configuration(getattr(args, "config", None), flags=flags, flag_labels=labels)
-
-
-def open_backend(
-    args: argparse.Namespace, configuration: Configuration, client: RegistryClient | None, runtime: Runtime
-) -> Backend:
-    """The storage backend with ``--storage-root``, else the API backend."""
-    concurrency = configuration.settings.concurrency
-    storage_root: Path | None = getattr(args, "storage_root", None)
-    if storage_root is not None:
-        return storage_backend(StorageLayout.open(storage_root), concurrency=concurrency, stop=runtime.stop)
-    if client is None:
-        raise UsageError("no registry given", hint="pass --registry URL, or --storage-root DIR for direct mode")
-    return api_backend(client, concurrency=concurrency, stop=runtime.stop)
-
-
-@dataclass
-class Target:
-    """What a command works on: the registry through its API, or its storage directory."""
-
-    label: str  # the registry URL, or file://<storage root> when direct mode has no --registry
-    backend: Backend
-    client: RegistryClient | None  # None in direct mode: the registry is not contacted
-
-    @property
-    def direct(self) -> bool:
-        return self.backend.name == "storage"
-
-    def requests(self) -> int:
-        return self.client.stats.requests if self.client is not None else 0
-
-
-@contextlib.contextmanager
-def open_target(args: argparse.Namespace, configuration: Configuration, runtime: Runtime) -> Iterator[Target]:
-    """Direct mode never contacts the registry (it may be stopped or read-only); the API mode pings it first.
-
-    In direct mode the lock and the audit log are keyed by ``--registry`` when
-    given, so direct and API runs against one registry still exclude each other.
-    """
-    storage_root: Path | None = getattr(args, "storage_root", None)
-    if storage_root is not None:
-        layout = StorageLayout.open(storage_root)
-        url = configuration.settings.registry.url if configuration.settings.registry is not None else None
-        backend = storage_backend(layout, concurrency=configuration.settings.concurrency, stop=runtime.stop)
-        yield Target(url or layout.label, backend, None)
-        return
-    with connect(args, configuration) as client:
-        client.ping()
-        yield Target(client.url, open_backend(args, configuration, client, runtime), client)
-
-
-@contextlib.contextmanager
-def registry_lock(
-    args: argparse.Namespace, configuration: Configuration, registry_url: str, runtime: Runtime, *, command: str
-) -> Iterator[RegistryLock]:
-    """Hold the registry's lock for the body; tell the operator when we queue."""
-
-    def waiting(holder: str) -> None:
-        print(f"registry-prune: waiting for the lock on {registry_url}: held by {holder}", file=sys.stderr)
-
-    lock = RegistryLock(
-        configuration.settings.lock_dir or default_lock_dir(),
-        registry_url,
-        wait=not getattr(args, "no_wait", False),
-        timeout=getattr(args, "lock_timeout", None),
-        stop=runtime.stop,
-        command=command,
-        on_wait=waiting,
-    )
-    with lock:
-        yield lock
-
-
-def open_audit(configuration: Configuration, registry_url: str) -> AuditLog:
-    return AuditLog(configuration.settings.audit_dir or default_audit_dir(), registry_url)
-
-
-def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryClient:
-    credentials = resolve_credentials(configuration, password_stdin=sys.stdin if args.password_stdin else None)
-    if configuration.registry.insecure:
-        print("registry-prune: warning: --insecure: the registry's TLS certificate is not verified", file=sys.stderr)
-    return open_client(configuration, credentials, transport=getattr(args, "transport", None))

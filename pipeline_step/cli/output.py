@@ -1,4 +1,4 @@
-"""Human output: decision tables and summaries; JSON report writing."""
+"""Human output of plan and prune: the decision table."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import sys
 from typing import TextIO
 
 from pipeline_step.policy.versions import version_key
-from pipeline_step.redact import redact
 from pipeline_step.registry.digest import short
-from pipeline_step.report import Entry, RunReport
-from pipeline_step.units import format_bytes
+from pipeline_step.reports.prune import Entry, PruneReport
+from pipeline_step.support.redact import redact
 
 MAX_TABLE_ROWS = 2000  # beyond this, kept tags are left out; beyond it still, one row per repository
 
@@ -21,7 +20,7 @@ def _tag_order(entry: Entry) -> tuple[object, ...]:
     return (entry.repository, key is None, key or (), entry.tag or "", entry.digest or "")
 
 
-def _rows(report: RunReport) -> list[tuple[str, Entry]] | None:
+def _rows(report: PruneReport) -> list[tuple[str, Entry]] | None:
     """Every row to print in version order, or None when there are too many to be read in a console."""
     deleted_label = "deleted" if report.executed else "delete"
     groups = (
@@ -52,7 +51,7 @@ def _write_rows(rows: list[tuple[str, str, str, str, str]], stream: TextIO) -> N
         stream.write(redact(line.rstrip()) + "\n")
 
 
-def print_table(report: RunReport, stream: TextIO | None = None) -> None:
+def print_table(report: PruneReport, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     rows = _rows(report)
     if rows is None:
@@ -69,31 +68,3 @@ def print_table(report: RunReport, stream: TextIO | None = None) -> None:
     _write_rows([_HEADER, *(_cells(action, entry) for action, entry in rows)], stream)
     if report.kept and not any(action == "keep" for action, _ in rows):
         stream.write(f"({len(report.kept)} kept tags not listed; --json FILE has every decision)\n")
-
-
-def summary_line(report: RunReport) -> str:
-    s = report.summary
-    repos = len(report.repositories)
-    where = f"in {repos} repositor{'y' if repos == 1 else 'ies'}"
-    predicted = (
-        f"; garbage collection would free about {format_bytes(report.predicted_reclaim_bytes)}"
-        if report.predicted_reclaim_bytes is not None
-        else ""
-    )
-    if not report.executed:
-        mode = "plan" if report.command == "plan" else "dry run"
-        return (
-            f"{mode}: {s.deleted} tags to delete ({s.manifests_deleted} manifests), {s.kept} kept "
-            f"{where}{predicted}. Nothing was changed."
-        )
-    parts = [f"deleted {s.deleted} tags ({s.manifests_deleted} manifests)", f"kept {s.kept}"]
-    if s.skipped:
-        parts.append(f"skipped {s.skipped}")
-    if s.failed:
-        parts.append(f"FAILED {s.failed}")
-    if s.not_attempted:
-        parts.append(f"not attempted {s.not_attempted}")
-    text = f"prune {report.outcome}: " + ", ".join(parts) + f" {where}{predicted}."
-    if s.manifests_deleted:
-        text += " Run garbage collection to free the disk space (registry-prune gc)."
-    return text

@@ -31,4 +31,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def add_command(commands: Subcommands[Parser], name: str, **kwargs: Any) -> Parser:
     """Add the subcommand ``name`` with its one-line help from :data:`COMMANDS`."""
-    return commands.add_parser(name, help=COMMANDS[name][1], **kwargs)
+    parser = commands.add_parser(name, help=COMMANDS[name][1], **kwargs)
+    add_verbosity_options(parser, top=False)
+    return parser
+
+
+def add_verbosity_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v, -q and --debug, before the command and after it. After it they default to SUPPRESS,
+    so leaving them out there keeps what was given before the command."""
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    count: dict[str, Any] = {"default": 0} if top else unset
+    parser.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)", **count)
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr", **unset)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors", **unset)

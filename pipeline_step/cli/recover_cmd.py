@@ -7,19 +7,23 @@ import contextlib
 import sys
 from typing import TextIO
 
-from pipeline_step.audit import AuditLog
-from pipeline_step.cli import classify_cmd, integration_options, options
+from pipeline_step.backends import open_backend
+from pipeline_step.cli import classify_cmd, integration_options, options, targets
+from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import UsageError
+from pipeline_step.execution.audit import AuditLog
 from pipeline_step.integrations.classify import Classification
 from pipeline_step.integrations.jenkins import current_build
-from pipeline_step.integrations.push import ImageRef, infer_image_ref, parse_image_ref
-from pipeline_step.integrations.slack import BuildContext
-from pipeline_step.recover import Recoverer, RecoverSettings
-from pipeline_step.recover_report import RecoveryReport, SlackReport, build_recovery_report, slack_summary
-from pipeline_step.redact import redact, register_secret
-from pipeline_step.units import format_bytes
+from pipeline_step.integrations.slack import BuildContext, SlackReporter
+from pipeline_step.operations.recover import Recoverer, RecoverSettings
+from pipeline_step.registry.reference import ImageRef, infer_image_ref, parse_image_ref
+from pipeline_step.reports.recover import RecoveryReport, SlackReport, build_recovery_report, slack_summary
+from pipeline_step.support.redact import redact, register_secret
+from pipeline_step.support.units import format_bytes
+
+REPORT = RecoveryReport
 
 DESCRIPTION = """\
 After a push failed (or whenever the registry disk is low): decide whether
@@ -127,9 +131,14 @@ def _settings(args: argparse.Namespace, registry_url: str) -> RecoverSettings:
     )
 
 
-def run(args: argparse.Namespace, runtime: Runtime) -> int:
+def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[RecoveryReport]) -> int:
     configuration = options.load(args)
+    invocation.registry = configuration.registry.url
+    # Slack and the build description hear of every ending, failures included, once the report exists.
     slack = integration_options.slack_from_args(args)
+    if slack is not None:
+        invocation.hooks.append(lambda report: _send_slack(slack, report))
+    invocation.hooks.append(lambda report: _describe_build(args, report))
     for command in (args.push_cmd, args.gc_cmd, args.restart_cmd, args.readonly_cmd):
         if command and "://" in command and "@" in command.split("://", 1)[1].split("/", 1)[0]:
             register_secret(command.split("://", 1)[1].split("@", 1)[0])  # user:password@ in a URL
@@ -138,16 +147,22 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
     def echo(line: str) -> None:
         print(redact(f"recover: {line}"), file=human, flush=True)
 
-    with options.connect(args, configuration) as client:
+    with targets.connect(args, configuration) as client:
         settings = _settings(args, client.url)
         probe = integration_options.disk_from_args(args)
         client.ping()
-        backend = options.open_backend(args, configuration, client, runtime)
+        backend = open_backend(
+            client=client,
+            storage_root=args.storage_root,
+            label=client.url,
+            concurrency=configuration.settings.concurrency,
+            stop=runtime.stop,
+        )
         with contextlib.ExitStack() as stack:
             audit: AuditLog | None = None
             if not settings.dry_run:
-                stack.enter_context(options.registry_lock(args, configuration, client.url, runtime, command="recover"))
-                audit = options.open_audit(configuration, client.url)
+                stack.enter_context(targets.registry_lock(args, configuration, client.url, runtime, command="recover"))
+                audit = targets.open_audit(configuration, client.url)
                 stack.callback(audit.close)
             recovery = Recoverer(
                 client,
@@ -163,14 +178,13 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
         restarted = any(r.gc is not None and r.gc.restarted for r in recovery.rounds)
         if any(r.execution for r in recovery.rounds) and not restarted:
             recovery.notes.extend(backend.notes)
-    report = build_recovery_report(recovery, audit_log=audit.path if audit and audit.intents else None)
-    if slack is not None:
-        sent = slack.send(slack_summary(report, BuildContext.from_env()))
-        report.slack = SlackReport(delivered=sent.delivered, destination=sent.destination, warning=sent.warning)
-    _describe_build(args, report)
-    _print_summary(report, human)
-    report.write(args.json)
-    return report.exit_code
+    report = build_recovery_report(recovery, audit_log=str(audit.path) if audit and audit.intents else None)
+    return invocation.finish(report, lambda report: _print_summary(report, human))
+
+
+def _send_slack(slack: SlackReporter, report: RecoveryReport) -> None:
+    sent = slack.send(slack_summary(report, BuildContext.from_env()))
+    report.slack = SlackReport(delivered=sent.delivered, destination=sent.destination, warning=sent.warning)
 
 
 def _describe_build(args: argparse.Namespace, report: RecoveryReport) -> None:
@@ -207,7 +221,7 @@ def _print_summary(report: RecoveryReport, stream: TextIO) -> None:
     if report.slack is not None:
         lines.append(f"slack: {'sent' if report.slack.delivered else 'NOT sent'} ({report.slack.destination})")
     lines.extend(report.notes)
-    if report.audit_log and not report.undo_window_closed:
+    if report.audit_log and not report.gc_ran:
         lines.append(f"undo: registry-prune restore --from {report.audit_log} (until garbage collection runs)")
     for line in lines:
         print(redact(line), file=stream)

@@ -7,23 +7,18 @@ import contextlib
 import sys
 from pathlib import Path
 
-from pipeline_step import jsonout
-from pipeline_step.audit import read_audit
-from pipeline_step.cli import options
+from pipeline_step.cli import options, targets
+from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import ExitCode, UsageError
+from pipeline_step.errors import UsageError
+from pipeline_step.execution.audit import read_audit
+from pipeline_step.operations.restore import Restorer, select
 from pipeline_step.policy.config import load_configuration
-from pipeline_step.redact import redact
-from pipeline_step.restore import (
-    Restorer,
-    RestoreReport,
-    RestoreResult,
-    RestoreStatus,
-    TagStatus,
-    build_restore_report,
-    select,
-)
+from pipeline_step.reports.restore import RestoreReport, build_restore_report
+from pipeline_step.support.redact import redact
+
+REPORT = RestoreReport
 
 DESCRIPTION = """\
 Put the manifests a prune deleted back, byte for byte, and re-tag them, from
@@ -76,7 +71,7 @@ def register(commands: Subcommands[Parser]) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace, runtime: Runtime) -> int:
+def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[RestoreReport]) -> int:
     if getattr(args, "storage_root", None) is not None:
         raise UsageError(
             "restore puts manifests back through the registry API; --storage-root is not supported",
@@ -95,56 +90,24 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
             )
         args.registry = audited[0]  # the registry the prune ran against
     configuration = options.load(args)
+    invocation.registry = configuration.registry.url
     human = sys.stderr if args.json == "-" else sys.stdout
 
     def echo(line: str) -> None:
         print(redact(line), file=human, flush=True)
 
-    with options.connect(args, configuration) as client, contextlib.ExitStack() as stack:
+    with targets.connect(args, configuration) as client, contextlib.ExitStack() as stack:
         client.ping()
         if client.url not in audited:
             echo(f"note: restoring into {client.url}; the audit log was written for {', '.join(audited)}")
         if not args.dry_run:
-            stack.enter_context(options.registry_lock(args, configuration, client.url, runtime, command="restore"))
+            stack.enter_context(targets.registry_lock(args, configuration, client.url, runtime, command="restore"))
         restorer = Restorer(client, force=args.force, dry_run=args.dry_run, echo=echo, stop=runtime.stop.is_set)
         result = restorer.run(chosen)
-        registry = client.url
-    report = build_restore_report(result, registry=registry, audit_file=str(args.audit_file))
-    report.notes.extend(_notes(result))
-    code = ExitCode.INTERRUPTED if result.interrupted else ExitCode.OK if result.ok else ExitCode.PARTIAL
-    report.exit_code = int(code)
-    for line in (_summary(report, result), *report.notes):
-        echo(line)
-    jsonout.write(report, args.json)
-    return int(code)
+    report = build_restore_report(result, audit_file=str(args.audit_file), started=invocation.started)
 
+    def render(report: RestoreReport) -> None:
+        for line in (report.message, *report.notes):
+            echo(line)
 
-def _summary(report: RestoreReport, result: RestoreResult) -> str:
-    restored = result.with_status(RestoreStatus.RESTORED)
-    verb = "would restore" if result.dry_run else "restored"
-    tags = sum(1 for entry in report.restored if entry.tag is not None)
-    parts = [f"{verb} {len(restored)} manifests ({tags} tags)"]
-    if report.present:
-        parts.append(f"{len(report.present)} already there")
-    if report.unrestorable:
-        parts.append(f"{len(result.with_status(RestoreStatus.UNRESTORABLE))} CANNOT be restored")
-    if report.conflicts:
-        parts.append(f"{len(report.conflicts)} tags re-pushed since (left alone)")
-    if report.failed:
-        parts.append(f"FAILED {len(report.failed)}")
-    if report.not_attempted:
-        parts.append(f"not attempted {len(report.not_attempted)}")
-    mode = " (dry run: nothing was changed)" if result.dry_run else ""
-    return f"restore {report.outcome}: " + ", ".join(parts) + f" into {report.registry}{mode}."
-
-
-def _notes(result: RestoreResult) -> list[str]:
-    notes = []
-    if result.with_status(RestoreStatus.UNRESTORABLE):
-        notes.append(
-            "garbage collection ran after the prune and removed the blobs listed above: those images can only be "
-            "rebuilt and pushed again. Garbage collection closes the undo window."
-        )
-    if result.tags_with(TagStatus.CONFLICT):
-        notes.append("re-pushed tags were left alone; rerun with --force to move them back to the pruned images")
-    return notes
+    return invocation.finish(report, render)

@@ -10,8 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from types import FrameType
 
-from pipeline_step.progress import ProgressFactory, null_progress, stream_progress
-from pipeline_step.redact import RedactingFilter
+from pipeline_step.support.progress import ProgressFactory, null_progress, stream_progress
+from pipeline_step.support.redact import RedactingFilter
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from pipeline_step.errors import UsageError
-from pipeline_step.redact import register_secret
+from pipeline_step.support.redact import register_secret
 
 
 def add_refused_flag(group: argparse._ArgumentGroup, flag: str, what: str, hint: str) -> None:

@@ -6,13 +6,17 @@ import argparse
 import sys
 from typing import TextIO
 
-from pipeline_step.cli import options
+from pipeline_step.cli import options, targets
+from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import ExitCode, UsageError
-from pipeline_step.redact import redact
-from pipeline_step.units import format_bytes
-from pipeline_step.usage import UsageReport, measure_usage
+from pipeline_step.errors import UsageError
+from pipeline_step.operations.usage import measure_usage
+from pipeline_step.reports.usage import UsageReport, build_usage_report
+from pipeline_step.support.redact import redact
+from pipeline_step.support.units import format_bytes
+
+REPORT = UsageReport
 
 
 def register(commands: Subcommands[Parser]) -> None:
@@ -33,14 +37,17 @@ def register(commands: Subcommands[Parser]) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace, runtime: Runtime) -> int:
+def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[UsageReport]) -> int:
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top must be at least 1 (got {args.top})")
     configuration = options.load(args)
+    if configuration.settings.registry is not None:
+        invocation.registry = configuration.settings.registry.url
     patterns = configuration.settings.repositories or ["**"]
-    with options.open_target(args, configuration, runtime) as target:
-        report, _ = measure_usage(
-            target.backend.source,
+    with targets.open_target(args, configuration, runtime) as target:
+        invocation.registry = target.label
+        usage = measure_usage(
+            target.backend,
             configuration,
             registry=target.label,
             patterns=patterns,
@@ -48,14 +55,17 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
             progress=runtime.progress(args),
             stop=runtime.stop,
         )
-    if args.json != "-":
-        print_usage(report, args.top)
-    report.write(args.json)
-    return int(ExitCode.OK)
+    report = build_usage_report(usage, registry=target.label, started=invocation.started)
+
+    def render(report: UsageReport) -> None:
+        if args.json != "-":
+            print_usage(report, args.top)
+
+    return invocation.finish(report, render)
 
 
 def print_usage(report: UsageReport, top: int | None, stream: TextIO = sys.stdout) -> None:
-    rows = report.sorted_rows()
+    rows = sorted(report.repositories, key=lambda r: (-r.reclaimable_bytes, -r.referenced_bytes, r.repository))
     shown = rows[:top] if top else rows
     table = [("REPOSITORY", "TAGS", "MANIFESTS", "REFERENCED", "RECLAIMABLE", "DELETE")]
     for row in shown:

@@ -23,8 +23,8 @@ from enum import Enum
 from itertools import groupby
 from typing import Callable, Iterable, Protocol
 
-from pipeline_step.concurrency import run_bounded
 from pipeline_step.errors import (
+    AuditWriteError,
     AuthenticationError,
     DeleteDisabledError,
     NotFoundError,
@@ -33,10 +33,11 @@ from pipeline_step.errors import (
     RegistryUnreachableError,
     TLSVerificationError,
 )
-from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import DeleteStep, RepositoryPlan
-from pipeline_step.registry.client import DeleteResult
 from pipeline_step.registry.digest import short
+from pipeline_step.registry.model import DeleteResult
+from pipeline_step.support.concurrency import run_bounded
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,7 @@ class Executor:
                 self.deleter.check_delete_enabled(plan.repository)
                 withdrawn = self._revalidate(plan, inventory)
             except PruneError as exc:
-                self._result.fatal = exc
-                self._abort.set()
+                self._halt(exc)
                 self._mark_not_attempted(plan.steps)
                 continue
             steps = []
@@ -213,6 +213,11 @@ class Executor:
                 self.audit.record_intent(step, manifest)
             sent = True
             result = self.deleter.delete(step)
+        except AuditWriteError as exc:
+            # No undo record, no DELETE: this step was not attempted, and nothing after it will be.
+            self._record(StepOutcome(step, Status.NOT_ATTEMPTED, f"not deleted: {exc.message}"))
+            self._halt(exc)
+            return
         except RegistryError as exc:
             note = self._check_after_error(step, exc) if sent else ""
             if note is not None:
@@ -274,8 +279,17 @@ class Executor:
             self._result.outcomes.append(outcome)
             self._recorded.add((outcome.step.repository, outcome.step.digest))
         if self.audit is not None and outcome.status is not Status.NOT_ATTEMPTED:
-            self.audit.record_outcome(outcome.step, outcome.status.value, outcome.detail)
+            try:
+                self.audit.record_outcome(outcome.step, outcome.status.value, outcome.detail)
+            except AuditWriteError as exc:
+                self._halt(exc)  # the deletion itself is recorded: its intent is in the log
         self.on_step(outcome)
+
+    def _halt(self, error: PruneError) -> None:
+        with self._lock:
+            if self._result.fatal is None:
+                self._result.fatal = error
+        self._abort.set()
 
     def _mark_not_attempted(self, steps: Iterable[DeleteStep]) -> None:
         reason = (

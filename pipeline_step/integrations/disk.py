@@ -34,8 +34,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import httpx
 
 from pipeline_step.errors import ExitCode, PruneError, UsageError
-from pipeline_step.redact import redact, register_secret
-from pipeline_step.units import FreeSpaceThreshold, format_bytes
+from pipeline_step.support.redact import redact, register_secret
+from pipeline_step.support.units import FreeSpaceThreshold, format_bytes
 
 DEFAULT_TIMEOUT = 30.0
 SPEC_HELP = "use path:DIR, command:CMD (printing df -P output) or prometheus:URL#mountpoint=DIR"

@@ -22,7 +22,7 @@ import jenkins
 import requests
 
 from pipeline_step.errors import ExitCode, PruneError, UsageError
-from pipeline_step.redact import redact, register_secret
+from pipeline_step.support.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 

@@ -9,58 +9,15 @@ blob cache said it existed.
 
 from __future__ import annotations
 
-import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urlsplit
 
 from pipeline_step.errors import NotFoundError, RegistryError
 from pipeline_step.integrations.classify import Category, classify_text
 from pipeline_step.integrations.shell import CommandResult, run_command
 from pipeline_step.registry.client import RegistryClient
-from pipeline_step.registry.digest import is_digest
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRef:
-    repository: str
-    reference: str  # a tag or a digest
-
-    def __str__(self) -> str:
-        separator = "@" if is_digest(self.reference) else ":"
-        return f"{self.repository}{separator}{self.reference}"
-
-
-def parse_image_ref(text: str, registry_url: str | None = None) -> ImageRef:
-    """``[host[:port]/]repo[:tag|@digest]`` -> ImageRef (the host, when given, must be the registry's)."""
-    value = text.removeprefix("docker://")
-    host = urlsplit(registry_url).netloc if registry_url else None
-    if host and value.startswith(host + "/"):
-        value = value[len(host) + 1 :]
-    if "@" in value:
-        repository, reference = value.split("@", 1)
-    else:
-        last = value.rsplit("/", 1)[-1]
-        if ":" in last:
-            repository, reference = value.rsplit(":", 1)
-        else:
-            repository, reference = value, "latest"
-    return ImageRef(repository, reference)
-
-
-def infer_image_ref(command: str, registry_url: str) -> ImageRef | None:
-    """Find the pushed image in a push command: the last word naming this registry."""
-    host = urlsplit(registry_url).netloc
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    for word in reversed(words):
-        candidate = word.removeprefix("docker://")
-        if candidate.startswith(host + "/"):
-            return parse_image_ref(candidate, registry_url)
-    return None
+from pipeline_step.registry.reference import ImageRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from pipeline_step.redact import redact
+from pipeline_step.support.redact import redact
 
 MAX_CAPTURE = 2 * 1024 * 1024  # keep at most this much output in memory (the end of it)
 

@@ -29,8 +29,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from pipeline_step.errors import UsageError
-from pipeline_step.redact import MASK, redact, register_secret
-from pipeline_step.units import format_bytes
+from pipeline_step.support.redact import MASK, redact, register_secret
+from pipeline_step.support.units import format_bytes
 
 log = logging.getLogger(__name__)
 _sdk_log = logging.getLogger(f"{__name__}.sdk")
@@ -92,8 +92,7 @@ class RecoverySummary:
     push_succeeded: bool | None = None
     push_attempts: int = 0
     dry_run: bool = False
-    gc_ran: bool = False
-    undo_window_closed: bool = False  # GC ran, so deleted tags can no longer be restored
+    gc_ran: bool = False  # so deleted tags can no longer be restored
     build: BuildContext = field(default_factory=BuildContext)
     error: str | None = None
 
@@ -191,9 +190,8 @@ def build_message(summary: RecoverySummary) -> SlackMessage:
     freed = _bytes_line(summary)
     if freed:
         fields.append(f"*Space freed*\n{freed}")
-    if summary.gc_ran or summary.undo_window_closed:
-        gc = "ran" + ("; deleted tags can no longer be restored" if summary.undo_window_closed else "")
-        fields.append(f"*Garbage collection*\n{gc}")
+    if summary.gc_ran:
+        fields.append("*Garbage collection*\nran; deleted tags can no longer be restored")
     blocks.append({"type": "section", "fields": [_mrkdwn(text, FIELD_LIMIT) for text in fields[:10]]})
     if summary.deleted_tags or not summary.dry_run:
         blocks.append(_section(_tags_text(summary.deleted_tags, dry_run=summary.dry_run)))

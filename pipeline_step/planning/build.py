@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Protocol
 
 from pipeline_step.errors import InterruptedRunError, UsageError
-from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import RepositoryPlan, plan_repository
 from pipeline_step.planning.reclaim import ReclaimEstimate, predict_reclaim
 from pipeline_step.policy.config import Configuration, RetentionPolicy
 from pipeline_step.policy.globs import glob_matches, has_wildcards
-from pipeline_step.progress import ProgressFactory, null_progress
-from pipeline_step.registry.client import validate_repository
+from pipeline_step.registry.reference import validate_repository
+from pipeline_step.support.progress import ProgressFactory, null_progress
 
 
 class InventorySource(Protocol):

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.policy.config import RetentionPolicy
 from pipeline_step.policy.versions import version_key
-from pipeline_step.units import format_duration
+from pipeline_step.support.units import format_duration
 
 
 class Action(str, Enum):

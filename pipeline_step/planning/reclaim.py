@@ -5,16 +5,23 @@ So the prediction is: every blob (layers, configs and the manifests' own
 bytes) referenced by a deleted manifest, minus every blob still referenced by
 a surviving manifest in any repository scanned, each blob counted once.
 Repositories not scanned cannot protect a shared layer, so a prediction over
-fewer repositories than the catalog is an upper bound.
+fewer repositories than the catalog is an upper bound; the catalog-wide
+prediction (:func:`predict_catalog_reclaim`) reads every other repository too.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
-from pipeline_step.inventory.model import RepositoryInventory
+from pipeline_step.errors import InterruptedRunError
+from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.registry.model import Manifest
+from pipeline_step.support.progress import ProgressFactory, null_progress
+
+if TYPE_CHECKING:
+    from pipeline_step.planning.build import InventorySource, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +71,42 @@ def predict_reclaim(
     """``deleted`` maps repository name to the manifest digests the plan deletes."""
     reclaimable, count = reclaimable_blobs(inventories, deleted)
     return ReclaimEstimate(sum(reclaimable.values()), len(reclaimable), count, catalog_wide)
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise InterruptedRunError("interrupted while reading the registry; nothing was deleted")
+
+
+def catalog_inventories(
+    source: InventorySource,
+    known: Mapping[str, RepositoryInventory],
+    *,
+    progress: ProgressFactory = null_progress,
+    stop: threading.Event | None = None,
+) -> list[RepositoryInventory]:
+    """Every repository of the catalog: those in ``known`` as they are, the others collected now."""
+    found = dict(known)
+    for name in source.catalog():
+        if name not in found:
+            found[name] = source.collect(name, progress=progress)
+            check_stop(stop)
+    return [found[name] for name in sorted(found)]
+
+
+def predict_catalog_reclaim(
+    source: InventorySource,
+    plan: Plan,
+    *,
+    progress: ProgressFactory = null_progress,
+    stop: threading.Event | None = None,
+) -> ReclaimEstimate:
+    """The reclaim of ``plan`` checked against every repository in the catalog.
+
+    Repositories the plan already holds are not read again; the others are
+    read without ages (one request per tag through the API). ``recover`` and
+    ``gc`` call this to compare the prediction with what GC measured.
+    """
+    inventories = catalog_inventories(source, plan.inventories, progress=progress, stop=stop)
+    freed, count = reclaimable_blobs(inventories, plan.deleted_digests())
+    return ReclaimEstimate(sum(freed.values()), len(freed), count, catalog_wide=True)

@@ -12,7 +12,6 @@ searched anywhere in the tag, like ``grep``: anchor them with ``^`` and ``$``.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -24,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline_step.errors import ConfigError, UsageError
 from pipeline_step.policy.globs import glob_matches, specificity
-from pipeline_step.registry.client import validate_registry_url
-from pipeline_step.units import format_duration, parse_duration
+from pipeline_step.registry.reference import validate_registry_url
+from pipeline_step.support.units import format_duration, parse_duration
 
 Order = Literal["semver", "created"]
 
@@ -364,8 +363,3 @@ def load_configuration(
         }
         raise ConfigError(render_validation_error(exc, policy_labels)) from None
     return Configuration(settings, flag_policy, origin=str(path) if path else "flags")
-
-
-def password_from_env(settings: RegistrySettings, environ: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if environ is None else environ
-    return env.get(settings.password_env) or None

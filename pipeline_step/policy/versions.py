@@ -35,8 +35,3 @@ def version_key(tag: str) -> VersionKey | None:
         # Numeric identifiers sort below alphanumeric ones and compare as numbers.
         identifiers.append((0, int(part)) if part.isdigit() else (1, part))
     return core, 0, tuple(identifiers)
-
-
-def is_prerelease(tag: str) -> bool:
-    key = version_key(tag)
-    return key is not None and key[1] == 0

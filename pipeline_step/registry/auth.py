@@ -18,8 +18,7 @@ from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 from pipeline_step.errors import AuthenticationError, RegistryProtocolError
-from pipeline_step.redact import register_secret
-from pipeline_step.registry.transport import Response
+from pipeline_step.registry.http.transport import Response
 
 _PARAM = re.compile(r'\s*([a-zA-Z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
 _EXPIRY_MARGIN = 0.9  # refresh a token once 90% of its life has passed
@@ -28,16 +27,17 @@ _DEFAULT_TOKEN_LIFETIME = 60  # seconds, per the token spec when expires_in is a
 
 @dataclass(frozen=True)
 class Credentials:
+    """A registry login. Constructing one has no side effects: whoever reads the password
+    (the CLI) registers it for redaction, and the session reports the Basic token it derives."""
+
     username: str
     password: str = field(repr=False)
 
-    def __post_init__(self) -> None:
-        register_secret(self.password)
+    def basic_token(self) -> str:
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
 
     def basic_header(self) -> str:
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
-        register_secret(token)
-        return f"Basic {token}"
+        return f"Basic {self.basic_token()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,9 @@ class BearerTokens:
         service: str | None,
         credentials: Credentials | None,
         fetch: TokenFetcher,
+        *,
         clock: Callable[[], float] = time.monotonic,
+        on_secret: Callable[[str], None] = lambda value: None,
     ) -> None:
         if urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryProtocolError(f"the registry's token realm {realm!r} is not an http(s) URL")
@@ -101,6 +103,7 @@ class BearerTokens:
         self._credentials = credentials
         self._fetch = fetch
         self._clock = clock
+        self._on_secret = on_secret
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
         self._fetch_locks: dict[str, threading.Lock] = {}
@@ -144,6 +147,7 @@ class BearerTokens:
             query["scope"] = scope
         headers = {"Accept": "application/json"}
         if self._credentials is not None:
+            self._on_secret(self._credentials.basic_token())
             headers["Authorization"] = self._credentials.basic_header()
             query["account"] = self._credentials.username
         url = f"{self.realm}{'&' if '?' in self.realm else '?'}{urlencode(query)}" if query else self.realm
@@ -168,7 +172,7 @@ class BearerTokens:
         value = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
         if not isinstance(value, str) or not value:
             raise RegistryProtocolError(f"the token service at {host} answered without a token")
-        register_secret(value)
+        self._on_secret(value)
         lifetime = document.get("expires_in", _DEFAULT_TOKEN_LIFETIME)
         if not isinstance(lifetime, (int, float)) or lifetime <= 0:
             lifetime = _DEFAULT_TOKEN_LIFETIME

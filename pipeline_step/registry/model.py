@@ -10,11 +10,19 @@ import json
 import sys
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from functools import lru_cache
 
 from pipeline_step.errors import RegistryProtocolError
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.digest import is_digest
+
+
+class DeleteResult(Enum):
+    """What a delete did, whichever backend did it."""
+
+    DELETED = "deleted"
+    ALREADY_GONE = "already-gone"  # a retry found it gone: an earlier attempt (or someone else) got there
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline_step import connect
 from pipeline_step.cli.main import main as cli_main
-from pipeline_step.registry.transport import Response
+from pipeline_step.registry.http import choose as connect
+from pipeline_step.registry.http.transport import Response
 
 REPO = "team/app"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

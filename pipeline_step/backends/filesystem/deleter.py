@@ -1,0 +1,110 @@
+"""The executor's backend for direct-storage mode: remove links the way the registry does.
+
+distribution 2.8's manifest DELETE (handlers/manifests.go DeleteManifest) does:
+
+1. ``linkedBlobStatter.Clear``: delete the revision link *file*
+   ``_manifests/revisions/<alg>/<hex>/link`` and the legacy ``_layers/<alg>/<hex>/link``
+   if present. The emptied ``<hex>/`` directories stay.
+2. ``tagStore.Lookup`` + ``Untag``: read ``current/link`` of *every* tag of the
+   repository (the O(tags) scan per DELETE) and delete the whole ``tags/<tag>/``
+   directory of each one naming the digest.
+
+The plan already knows which tags name each digest (the executor re-checks
+every other tag before the first deletion), so step 2 here reads only those,
+re-reading each ``current/link`` just before removing the directory. The end
+state is the same tree; tests/test_storage_mode.py compares the two. We untag
+before clearing the revision: a crash in between then leaves an untagged
+revision (harmless, pruned by ``garbage-collect --delete-untagged``) instead of
+tags that answer 404. Blobs are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from typing import Iterator
+
+from pipeline_step.backends.filesystem.layout import PERMISSION_HINT, StorageLayout, StorageLayoutError
+from pipeline_step.backends.filesystem.source import read_manifest
+from pipeline_step.errors import DeleteDisabledError
+from pipeline_step.planning.planner import DeleteStep
+from pipeline_step.registry.model import DeleteResult
+
+
+class StoragePermissionError(DeleteDisabledError):
+    """This user may not change the storage. Like deletes disabled in the API: fatal, exit 3."""
+
+
+@contextlib.contextmanager
+def _access(action: str) -> Iterator[None]:
+    """Permission trouble mid-run stops the executor (a fatal error) instead of escaping it."""
+    try:
+        yield
+    except StorageLayoutError as exc:
+        raise StoragePermissionError(exc.message, hint=exc.hint) from None
+    except PermissionError as exc:
+        raise StoragePermissionError(f"cannot {action}: {exc.filename}: {exc.strerror}", hint=PERMISSION_HINT) from None
+
+
+class StorageDeleter:
+    def __init__(self, layout: StorageLayout) -> None:
+        self.layout = layout
+
+    def check_delete_enabled(self, repository: str) -> None:
+        """``storage.delete.enabled`` guards only the API; here the question is whether we may write."""
+        manifests = f"{self.layout.repository_dir(repository)}/_manifests"
+        for directory in (manifests, f"{manifests}/tags", f"{manifests}/revisions"):
+            if os.path.isdir(directory) and not os.access(directory, os.W_OK | os.X_OK):
+                raise StoragePermissionError(f"cannot write to {directory}", hint=PERMISSION_HINT)
+
+    def list_tags(self, repository: str) -> list[str]:
+        with _access(f"list the tags of {repository}"):
+            return self.layout.tags(repository)
+
+    def resolve_tag(self, repository: str, tag: str) -> str | None:
+        with _access(f"read tag {repository}:{tag}"):
+            digest = self.layout.tag_digest(repository, tag)
+            if digest is None or not self.layout.has_revision(repository, digest):
+                return None  # what a HEAD through the API would answer: 404
+            return digest
+
+    def resolve_tag_manifest(self, repository: str, tag: str) -> tuple[str, bytes] | None:
+        digest = self.resolve_tag(repository, tag)
+        return None if digest is None else (digest, self.manifest_bytes(repository, digest))
+
+    def index_children(self, repository: str, digest: str) -> tuple[str, ...]:
+        with _access(f"read manifest {repository}@{digest}"):
+            if not self.layout.has_revision(repository, digest):
+                return ()
+            manifest, _ = read_manifest(self.layout, digest)
+            return tuple(child.digest for child in manifest.children)
+
+    def manifest_bytes(self, repository: str, digest: str) -> bytes:
+        with _access(f"read manifest {repository}@{digest}"):
+            return read_manifest(self.layout, digest)[1]
+
+    def delete(self, step: DeleteStep) -> DeleteResult:
+        layout = self.layout
+        revision = layout.revision_link(step.repository, step.digest)
+        legacy = layout.layer_link(step.repository, step.digest)
+        if not (os.path.isfile(revision) or os.path.isfile(legacy)):
+            return DeleteResult.ALREADY_GONE  # the API answers 404 and untags nothing
+        with _access(f"delete {step.repository}@{step.digest}"):
+            for tag in step.tags:
+                if layout.tag_digest(step.repository, tag) == step.digest:
+                    _remove_tree(layout.tag_dir(step.repository, tag))
+            for link in (revision, legacy):
+                _remove_file(link)
+        return DeleteResult.DELETED
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _remove_tree(path: str) -> None:
+    # rmtree never follows a symlink out of the tree; a tag removed meanwhile is fine.
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)

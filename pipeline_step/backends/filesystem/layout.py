@@ -1,0 +1,240 @@
+"""Distribution's filesystem storage layout, as registry/storage/paths.go (2.8) defines it.
+
+    <root>/docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data
+    <root>/docker/registry/v2/repositories/<name>/_layers/<alg>/<hex>/link
+    <root>/docker/registry/v2/repositories/<name>/_manifests/revisions/<alg>/<hex>/link
+    <root>/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
+    <root>/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+
+Every name that becomes part of a path is validated first (repository names,
+tags, digests), so nothing read from the tree can point outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline_step.errors import DigestMismatchError, NotFoundError, RegistryProtocolError, UsageError
+from pipeline_step.registry.digest import is_digest
+from pipeline_step.registry.digest import matches as digest_matches
+from pipeline_step.registry.reference import is_valid_tag, validate_repository
+
+V2_PARTS = ("docker", "registry", "v2")
+_MANIFEST_LIMIT = 4 * 1024 * 1024  # distribution refuses larger manifests
+_CHUNK = 64 * 1024  # os.read allocates its whole size up front
+PERMISSION_HINT = (
+    "run registry-prune as the user that owns the registry's storage: on the registry host "
+    "(sudo -u ...), or inside its container (docker exec <registry> registry-prune ...)"
+)
+
+
+class StorageLayoutError(UsageError):
+    """The directory is not (readable as) a distribution v2 filesystem storage."""
+
+
+def _permission_error(path: str, exc: OSError) -> StorageLayoutError:
+    return StorageLayoutError(f"cannot access {path}: {exc.strerror or exc}", hint=PERMISSION_HINT)
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """Paths and link reads for one storage root (``storage.filesystem.rootdirectory``).
+
+    Paths are plain strings joined with f-strings, and files are read with
+    ``os.open``/``os.read``: at 100,000 tags, os.path.join and file objects
+    cost more than the reads themselves.
+    """
+
+    root: Path
+    v2: str  # <root>/docker/registry/v2
+    _repository_dirs: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def open(cls, directory: Path | str) -> StorageLayout:
+        """Validate ``directory`` (the rootdirectory, or its docker/registry/v2) or refuse it."""
+        given = Path(directory).expanduser()
+        try:
+            resolved = given.resolve(strict=True)
+        except FileNotFoundError:
+            raise StorageLayoutError(
+                f"storage root {str(given)!r} does not exist",
+                hint="pass the registry's storage.filesystem.rootdirectory (default /var/lib/registry)",
+            ) from None
+        except OSError as exc:
+            raise _permission_error(str(given), exc) from None
+        root = resolved
+        if resolved.parts[-3:] == V2_PARTS:
+            root = resolved.parent.parent.parent
+        v2 = root.joinpath(*V2_PARTS)
+        missing = [name for name in ("repositories", "blobs") if not (v2 / name).is_dir()]
+        if missing:
+            raise StorageLayoutError(
+                f"{str(given)!r} does not look like a distribution v2 filesystem storage "
+                f"(no {', '.join(f'docker/registry/v2/{name}/' for name in missing)})",
+                hint="pass the directory the registry's config names in storage.filesystem.rootdirectory "
+                "(default /var/lib/registry); direct mode works only with the filesystem driver",
+            )
+        if not os.access(v2 / "repositories", os.R_OK | os.X_OK):
+            raise StorageLayoutError(f"cannot read {v2 / 'repositories'}", hint=PERMISSION_HINT)
+        return cls(root, str(v2))
+
+    @property
+    def label(self) -> str:
+        """Stands in for the registry URL in reports, audit logs and the lock key."""
+        return f"file://{self.root}"
+
+    # -- paths ---------------------------------------------------------------
+
+    def repository_dir(self, repository: str) -> str:
+        found = self._repository_dirs.get(repository)
+        if found is None:
+            found = f"{self.v2}/repositories/{validate_repository(repository)}"
+            self._repository_dirs[repository] = found
+        return found
+
+    def tags_dir(self, repository: str) -> str:
+        return f"{self.repository_dir(repository)}/_manifests/tags"
+
+    def tag_dir(self, repository: str, tag: str) -> str:
+        if not is_valid_tag(tag):
+            raise RegistryProtocolError(f"invalid tag directory {tag!r} in {repository}")
+        return f"{self.repository_dir(repository)}/_manifests/tags/{tag}"
+
+    def revision_link(self, repository: str, digest: str) -> str:
+        algorithm, hexpart = _split(digest)
+        return f"{self.repository_dir(repository)}/_manifests/revisions/{algorithm}/{hexpart}/link"
+
+    def layer_link(self, repository: str, digest: str) -> str:
+        algorithm, hexpart = _split(digest)
+        return f"{self.repository_dir(repository)}/_layers/{algorithm}/{hexpart}/link"
+
+    def blob_data(self, digest: str) -> str:
+        algorithm, hexpart = _split(digest)
+        return f"{self.v2}/blobs/{algorithm}/{hexpart[:2]}/{hexpart}/data"
+
+    # -- reads ---------------------------------------------------------------
+
+    def repositories(self) -> list[str]:
+        """Like distribution's catalog walk: a directory holding ``_layers`` is a repository;
+        ``_``-directories are not descended; repositories may nest."""
+        found: list[str] = []
+        top = f"{self.v2}/repositories"
+
+        def walk(directory: str, prefix: str) -> None:
+            try:
+                entries = sorted(
+                    (entry.name for entry in os.scandir(directory) if entry.is_dir(follow_symlinks=False)),
+                )
+            except PermissionError as exc:
+                raise _permission_error(directory, exc) from None
+            if "_layers" in entries and prefix:
+                found.append(prefix)
+            for name in entries:
+                if not name.startswith("_"):
+                    walk(f"{directory}/{name}", f"{prefix}/{name}" if prefix else name)
+
+        walk(top, "")
+        return sorted(found)
+
+    def tags(self, repository: str) -> list[str]:
+        try:
+            with os.scandir(self.tags_dir(repository)) as entries:
+                return sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+        except PermissionError as exc:
+            raise _permission_error(self.tags_dir(repository), exc) from None
+
+    def tag_digest(self, repository: str, tag: str) -> str | None:
+        """The digest ``tags/<tag>/current/link`` names; None when there is none."""
+        return self._read_link(f"{self.tag_dir(repository, tag)}/current/link")
+
+    def has_revision(self, repository: str, digest: str) -> bool:
+        """Whether the registry would find this manifest in the repository (revision or legacy layer link)."""
+        return os.path.isfile(self.revision_link(repository, digest)) or os.path.isfile(
+            self.layer_link(repository, digest)
+        )
+
+    def revisions(self, repository: str) -> set[str]:
+        """Every manifest revision linked into the repository (tagged or not).
+
+        A DELETE leaves the revision's directory behind without its ``link``;
+        only directories that still hold one count.
+        """
+        base = f"{self.repository_dir(repository)}/_manifests/revisions"
+        found: set[str] = set()
+        try:
+            algorithms = [entry.name for entry in os.scandir(base) if entry.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return found
+        except PermissionError as exc:
+            raise _permission_error(base, exc) from None
+        for algorithm in algorithms:
+            with os.scandir(f"{base}/{algorithm}") as entries:
+                for entry in entries:
+                    digest = f"{algorithm}:{entry.name}"
+                    if is_digest(digest) and os.path.isfile(f"{entry.path}/link"):
+                        found.add(sys.intern(digest))
+        return found
+
+    def read_blob(self, digest: str, *, limit: int = _MANIFEST_LIMIT) -> bytes:
+        """A blob's bytes, verified against its digest."""
+        path = self.blob_data(digest)
+        try:
+            data = _read_file(path, limit + 1)
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} is missing from the storage") from None
+        except PermissionError as exc:
+            raise _permission_error(path, exc) from None
+        if len(data) > limit:
+            raise RegistryProtocolError(f"blob {digest} is larger than {limit} bytes")
+        if not digest_matches(data, digest):
+            raise DigestMismatchError(
+                f"blob {digest} in the storage does not hash to its digest",
+                hint="the storage is corrupt; nothing that references it is deleted",
+            )
+        return data
+
+    def _read_link(self, path: str) -> str | None:
+        try:
+            content = _read_file(path, 200)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except PermissionError as exc:
+            raise _permission_error(path, exc) from None
+        text = content.decode("ascii", errors="replace")
+        if not is_digest(text):
+            raise RegistryProtocolError(f"{path} does not hold a digest (got {text[:80]!r})")
+        return sys.intern(text)  # one string per digest however many tags and sets refer to it
+
+
+def _read_file(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a file in three syscalls, no file object.
+
+    A short read of a regular file means end of file; were it ever cut short
+    otherwise, the digest check or the link's format check fails, which keeps
+    the tag (nothing is deleted on a read we cannot trust).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, min(limit, _CHUNK))
+        if len(data) < _CHUNK:
+            return data
+        chunks = [data]  # a big manifest or config: read on, up to the limit
+        size = len(data)
+        while size < limit and (chunk := os.read(fd, min(_CHUNK, limit - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _split(digest: str) -> tuple[str, str]:
+    if not is_digest(digest):
+        raise UsageError(f"{digest!r} is not a digest")
+    algorithm, _, hexpart = digest.partition(":")
+    return algorithm, hexpart

@@ -1,0 +1,129 @@
+"""Build inventories from the storage tree instead of the API.
+
+Per repository: one directory listing of the tags, one ``current/link`` read
+per tag, one read of every revision's manifest blob (verified against its
+digest, like the API client does), and one config blob read per distinct
+digest only when the policy needs creation times. Untagged revisions are
+read too: garbage collection keeps their blobs, so the reclaim prediction
+must count them as survivors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Callable
+
+from pipeline_step.backends.filesystem.layout import StorageLayout
+from pipeline_step.errors import RegistryError
+from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of
+from pipeline_step.registry import mediatypes
+from pipeline_step.registry.model import Manifest, parse_created, parse_manifest
+from pipeline_step.support.concurrency import run_bounded
+from pipeline_step.support.progress import Progress, ProgressFactory, null_progress
+
+log = logging.getLogger(__name__)
+
+
+def read_manifest(layout: StorageLayout, digest: str) -> tuple[Manifest, bytes]:
+    body = layout.read_blob(digest)
+    # Schema1 has no mediaType field; the API would answer it as schema1, which the
+    # client refuses, so refuse it here too (the repository is then left alone).
+    content_type = mediatypes.DOCKER_SCHEMA1_SIGNED if b'"fsLayers"' in body else None
+    return parse_manifest(body, digest, content_type), body
+
+
+class StorageInventorySource:
+    def __init__(self, layout: StorageLayout, *, concurrency: int, stop: threading.Event | None = None) -> None:
+        self.layout = layout
+        self.concurrency = concurrency
+        self.stop = stop or threading.Event()
+
+    def catalog(self) -> list[str]:
+        return self.layout.repositories()
+
+    def collect(
+        self,
+        repository: str,
+        *,
+        needs_created: Callable[[str], bool] = lambda tag: False,
+        progress: ProgressFactory = null_progress,
+    ) -> RepositoryInventory:
+        layout = self.layout
+        inventory = RepositoryInventory(repository)
+        revisions = layout.revisions(repository)
+        tag_names = layout.tags(repository)
+        bar = progress(f"read {repository}", len(revisions) + len(tag_names))
+        try:
+            self._read_manifests(inventory, revisions, bar)
+            pending = self._read_tags(inventory, tag_names, bar)
+        finally:
+            bar.close()
+        for tag, digest in pending:
+            if digest in revisions:
+                inventory.unresolved[tag] = f"cannot read manifest {digest} from the storage"
+            elif layout.has_revision(repository, digest):
+                # Linked only the legacy way (2.1.0 linked some manifests into _layers).
+                self._read_manifests(inventory, {digest}, null_progress("", 0))
+                if digest in inventory.manifests:
+                    inventory.tags[tag] = inventory.manifests[digest].digest
+                else:
+                    inventory.unresolved[tag] = f"cannot read manifest {digest} from the storage"
+            else:
+                inventory.vanished.add(tag)  # the API answers 404 for a tag whose revision is gone
+        tagged = set(inventory.tags.values())
+        inventory.untagged = {digest for digest in inventory.manifests if digest not in tagged}
+        wanted = {digest for tag, digest in inventory.tags.items() if needs_created(tag)}
+        if wanted:
+            self._collect_created(inventory, wanted)
+        return inventory
+
+    def _read_tags(self, inventory: RepositoryInventory, tag_names: list[str], bar: Progress) -> list[tuple[str, str]]:
+        """Resolve tags to the manifests already read; returns the (tag, digest) pairs still open."""
+        manifests = inventory.manifests
+        pending: list[tuple[str, str]] = []
+        for tag in tag_names:
+            if self.stop.is_set():
+                break
+            try:
+                digest = self.layout.tag_digest(inventory.name, tag)
+            except RegistryError as exc:
+                inventory.unresolved[tag] = str(exc)
+            else:
+                if digest is None:
+                    inventory.vanished.add(tag)  # a tag directory without current/link
+                elif digest in manifests:
+                    # The manifest's own digest string: one copy per digest, not one per tag.
+                    inventory.tags[tag] = manifests[digest].digest
+                else:
+                    pending.append((tag, digest))
+            bar.advance()
+        return pending
+
+    def _read_manifests(self, inventory: RepositoryInventory, digests: set[str], bar: Progress) -> None:
+        lock = threading.Lock()
+
+        def read(digest: str) -> None:
+            try:
+                manifest, _ = read_manifest(self.layout, digest)
+            except RegistryError as exc:
+                log.warning("cannot read manifest %s of %s: %s", digest, inventory.name, exc)
+            else:
+                with lock:
+                    inventory.manifests[digest] = manifest
+            bar.advance()
+
+        run_bounded(digests, read, workers=self.concurrency, stop=self.stop.is_set)
+
+    def _collect_created(self, inventory: RepositoryInventory, digests: set[str]) -> None:
+        configs: dict[str, datetime | None] = {}
+        needed = {config for digest in digests for config in config_digests(digest, inventory.manifests)}
+        for config_digest in sorted(needed):
+            try:
+                configs[config_digest] = parse_created(self.layout.read_blob(config_digest, limit=16 * 1024 * 1024))
+            except RegistryError as exc:
+                log.warning("cannot read config %s in %s: %s", config_digest, inventory.name, exc)
+                configs[config_digest] = None
+        for digest in digests:
+            inventory.created[digest] = created_of(digest, inventory.manifests, configs)

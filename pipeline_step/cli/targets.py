@@ -1,0 +1,104 @@
+"""What a command works on, opened from its flags: a registry client, a backend, the lock
+and the audit log."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from pipeline_step.backends import Backend, open_backend
+from pipeline_step.cli.credentials import resolve_credentials
+from pipeline_step.cli.runtime import Runtime
+from pipeline_step.execution.audit import AuditLog, default_audit_dir
+from pipeline_step.policy.config import Configuration
+from pipeline_step.registry.client import RegistryClient
+from pipeline_step.registry.http.choose import open_client
+from pipeline_step.registry.http.transport import TLSSettings
+from pipeline_step.support.locking import RegistryLock, default_lock_dir
+from pipeline_step.support.redact import register_secret
+
+
+def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryClient:
+    registry = configuration.registry
+    credentials = resolve_credentials(registry, password_stdin=sys.stdin if args.password_stdin else None)
+    if registry.insecure:
+        print("registry-prune: warning: --insecure: the registry's TLS certificate is not verified", file=sys.stderr)
+    return open_client(
+        registry.url,
+        credentials=credentials,
+        tls=TLSSettings(ca_bundle=registry.ca_bundle, insecure=registry.insecure),
+        timeout=registry.timeout,
+        concurrency=configuration.settings.concurrency,
+        transport=getattr(args, "transport", None),
+        on_secret=register_secret,
+    )
+
+
+@dataclass
+class Target:
+    """The registry through its API, or its storage in direct mode (then ``client`` may be None)."""
+
+    backend: Backend
+    client: RegistryClient | None
+
+    @property
+    def label(self) -> str:
+        return self.backend.label
+
+    @property
+    def direct(self) -> bool:
+        return self.backend.direct
+
+    def requests(self) -> int:
+        """Requests sent to the registry: none in direct mode."""
+        return self.client.stats.requests if self.client is not None else 0
+
+
+@contextlib.contextmanager
+def open_target(args: argparse.Namespace, configuration: Configuration, runtime: Runtime) -> Iterator[Target]:
+    """Direct mode never contacts the registry (it may be stopped or read-only); the API mode pings it first.
+
+    In direct mode the lock and the audit log are keyed by ``--registry`` when
+    given, so direct and API runs against one registry still exclude each other.
+    """
+    storage_root: Path | None = getattr(args, "storage_root", None)
+    concurrency = configuration.settings.concurrency
+    if storage_root is not None:
+        url = configuration.settings.registry.url if configuration.settings.registry is not None else None
+        yield Target(
+            open_backend(storage_root=storage_root, label=url, concurrency=concurrency, stop=runtime.stop), None
+        )
+        return
+    with connect(args, configuration) as client:
+        client.ping()
+        yield Target(open_backend(client=client, concurrency=concurrency, stop=runtime.stop), client)
+
+
+@contextlib.contextmanager
+def registry_lock(
+    args: argparse.Namespace, configuration: Configuration, registry_url: str, runtime: Runtime, *, command: str
+) -> Iterator[RegistryLock]:
+    """Hold the registry's lock for the body; tell the operator when we queue."""
+
+    def waiting(holder: str) -> None:
+        print(f"registry-prune: waiting for the lock on {registry_url}: held by {holder}", file=sys.stderr)
+
+    lock = RegistryLock(
+        configuration.settings.lock_dir or default_lock_dir(),
+        registry_url,
+        wait=not getattr(args, "no_wait", False),
+        timeout=getattr(args, "lock_timeout", None),
+        stop=runtime.stop,
+        command=command,
+        on_wait=waiting,
+    )
+    with lock:
+        yield lock
+
+
+def open_audit(configuration: Configuration, registry_url: str) -> AuditLog:
+    return AuditLog(configuration.settings.audit_dir or default_audit_dir(), registry_url)

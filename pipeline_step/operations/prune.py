@@ -1,0 +1,183 @@
+"""``plan`` and ``prune`` as one library call: plan, then (unless a dry run) execute.
+
+``plan``, ``prune`` and ``prune --dry-run`` all run the same collection and
+planning code; only the execution step differs. The run's outcome is worked
+out once, from the plan and what the executor did (:meth:`PruneRun.outcome`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pipeline_step.backends.base import Backend
+from pipeline_step.errors import AuthenticationError, ExitCode
+from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executor, Status, StepOutcome
+from pipeline_step.operations.outcome import Outcome
+from pipeline_step.planning.build import Plan, build_plan
+from pipeline_step.planning.planner import Action
+from pipeline_step.planning.reclaim import predict_catalog_reclaim
+from pipeline_step.policy.config import Configuration
+from pipeline_step.support.progress import ProgressFactory, null_progress
+from pipeline_step.support.units import format_bytes, plural
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Tags per fate (untagged children are not counted as tags), and manifests deleted."""
+
+    deleted: int = 0
+    kept: int = 0
+    skipped: int = 0
+    failed: int = 0
+    not_attempted: int = 0
+    manifests_deleted: int = 0
+
+
+def _tags(outcomes: list[StepOutcome]) -> int:
+    return sum(len(outcome.step.tags) for outcome in outcomes)
+
+
+@dataclass
+class PruneRun:
+    command: str  # plan | prune
+    dry_run: bool
+    plan: Plan
+    execution: ExecutionResult | None  # None for plan and --dry-run
+    started: datetime
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def executed(self) -> bool:
+        return self.execution is not None
+
+    def tally(self) -> Tally:
+        kept = sum(1 for p in self.plan.repositories for d in p.decisions if d.action is Action.KEEP and d.tag)
+        execution = self.execution
+        if execution is None:
+            deleted = sum(1 for p in self.plan.repositories for d in p.deletions if d.tag is not None)
+            return Tally(deleted=deleted, kept=kept, manifests_deleted=self.plan.step_count)
+        return Tally(
+            deleted=_tags(execution.by_status(Status.DELETED) + execution.by_status(Status.ALREADY_GONE)),
+            kept=kept,
+            skipped=_tags(execution.by_status(Status.SKIPPED)),
+            failed=_tags(execution.by_status(Status.FAILED)),
+            not_attempted=_tags(execution.by_status(Status.NOT_ATTEMPTED)),
+            manifests_deleted=len(execution.by_status(Status.DELETED)),
+        )
+
+    @property
+    def blocked(self) -> list[str]:
+        return [p.blocked for p in self.plan.repositories if p.blocked]
+
+    def outcome(self) -> Outcome:
+        """planned (plan, --dry-run) | ok | partial (failures, blocked repositories) | failed | interrupted."""
+        execution = self.execution
+        if execution is None:
+            return Outcome("planned", ExitCode.OK, self._summary("planned"))
+        if execution.interrupted:
+            return Outcome("interrupted", ExitCode.INTERRUPTED, self._summary("interrupted"))
+        if execution.fatal is not None:
+            return Outcome("failed", execution.fatal.exit_code, self._summary("failed"), (execution.fatal,))
+        if execution.by_status(Status.FAILED) or self.blocked:
+            # A blocked repository was not pruned at all: an unattended job must not stay green.
+            return Outcome("partial", ExitCode.PARTIAL, self._summary("partial"))
+        return Outcome("ok", ExitCode.OK, self._summary("ok"))
+
+    def _summary(self, name: str) -> str:
+        s = self.tally()
+        where = f"in {plural(len(self.plan.repositories), 'repository', 'repositories')}"
+        reclaim = self.plan.reclaim
+        predicted = f"; garbage collection would free about {format_bytes(reclaim.bytes)}" if reclaim else ""
+        if self.execution is None:
+            mode = "plan" if self.command == "plan" else "dry run"
+            return (
+                f"{mode}: {plural(s.deleted, 'tag')} to delete ({plural(s.manifests_deleted, 'manifest')}), "
+                f"{s.kept} kept {where}{predicted}. Nothing was changed."
+            )
+        parts = [f"deleted {plural(s.deleted, 'tag')} ({plural(s.manifests_deleted, 'manifest')})", f"kept {s.kept}"]
+        if s.skipped:
+            parts.append(f"skipped {s.skipped}")
+        if s.failed:
+            parts.append(f"FAILED {s.failed}")
+        if s.not_attempted:
+            parts.append(f"not attempted {s.not_attempted}")
+        text = f"prune {name}: " + ", ".join(parts) + f" {where}{predicted}."
+        if s.manifests_deleted:
+            text += " Run garbage collection to free the disk space (registry-prune gc)."
+        return text
+
+
+def _prediction_note(plan: Plan, *, direct: bool, unreadable: str = "") -> str | None:
+    """What the reclaim prediction covers, in words."""
+    reclaim = plan.reclaim
+    if reclaim is None or not plan.step_count:
+        return None
+    if reclaim.catalog_wide:
+        count = reclaim.repositories_scanned
+        every = "the one repository" if count == 1 else f"all {count} repositories"
+        scope = f"checked against {every} of the catalog"
+    else:
+        count = reclaim.repositories_scanned
+        selected = plural(count, "selected repository", "selected repositories")
+        scope = unreadable + (
+            f"an upper bound: only the {selected} {'was' if count == 1 else 'were'} checked "
+            "for layers shared with others (--predict catalog checks them all)"
+        )
+    if not direct:
+        scope += "; untagged manifests, invisible through the API, may keep a few more"
+    return f"reclaim prediction ({format_bytes(reclaim.bytes)} in {plural(reclaim.blobs, 'blob')}): {scope}"
+
+
+def prune(
+    backend: Backend,
+    configuration: Configuration,
+    *,
+    dry_run: bool,
+    command: str = "prune",
+    repositories: list[str] | None = None,
+    predict: str = "selected",
+    progress: ProgressFactory = null_progress,
+    stop: threading.Event | None = None,
+    audit: AuditSink | None = None,
+) -> PruneRun:
+    """Plan every selected repository and, unless ``dry_run``, delete what the plan says.
+
+    ``predict`` is ``catalog`` to check the reclaim prediction against every
+    repository of the catalog (exact), or ``selected`` (an upper bound).
+    """
+    started = datetime.now(timezone.utc)
+    stop = stop or threading.Event()
+    plan = build_plan(
+        backend, configuration, registry=backend.label, repositories=repositories, progress=progress, stop=stop
+    )
+    execution: ExecutionResult | None = None
+    if not dry_run and plan.step_count:
+        bar = progress("delete", plan.step_count)
+
+        def advance(_: StepOutcome) -> None:
+            bar.advance()
+
+        executor = Executor(
+            backend, concurrency=configuration.settings.concurrency, stop=stop, audit=audit, on_step=advance
+        )
+        try:
+            execution = executor.run(plan.pairs())
+        finally:
+            bar.close()
+    elif not dry_run:
+        execution = ExecutionResult()
+    run = PruneRun(command, dry_run, plan, execution, started)
+    unreadable = ""
+    if predict == "catalog" and plan.step_count and not stop.is_set():
+        try:
+            plan.reclaim = predict_catalog_reclaim(backend, plan, progress=progress, stop=stop)
+        except AuthenticationError as exc:
+            unreadable = f"the catalog could not be read ({exc.message}), so "
+    note = _prediction_note(plan, direct=backend.direct, unreadable=unreadable)
+    if note is not None:
+        run.notes.append(note)
+    if execution is not None and execution.by_status(Status.DELETED):
+        run.notes.extend(backend.notes)
+    return run

@@ -1,0 +1,136 @@
+"""``usage``: where the registry's space goes, and what pruning under a policy would reclaim.
+
+Every repository in the catalog is scanned, because garbage collection keeps a
+blob that *any* surviving manifest in *any* repository references: a base
+layer shared by two repositories is counted once, and is reclaimable only if
+no survivor anywhere still uses it.
+
+Through the API only tagged manifests (and index children) are visible; an
+untagged revision that shares a layer with a deleted manifest keeps it alive
+without us knowing, so API figures can overstate the reclaim. Direct mode
+reads every revision and is exact.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+from pipeline_step.errors import ExitCode
+from pipeline_step.operations.outcome import Outcome
+from pipeline_step.planning.build import InventorySource, Plan, build_plan, select_repositories
+from pipeline_step.planning.inventory import RepositoryInventory
+from pipeline_step.planning.reclaim import ReclaimEstimate, check_stop, reclaimable_blobs, referenced
+from pipeline_step.policy.config import Configuration
+from pipeline_step.registry.model import Manifest
+from pipeline_step.support.progress import ProgressFactory, null_progress
+from pipeline_step.support.units import format_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryUsage:
+    repository: str
+    tags: int
+    manifests: int
+    referenced_bytes: int  # every blob its manifests reference, each once (may be shared with others)
+    reclaimable_bytes: int  # blobs GC would free that this repository's deletions reference
+    tags_to_delete: int
+    selected: bool  # the policy applies here (else it is scanned only to protect shared blobs)
+    blocked: str | None = None
+
+
+@dataclass
+class Usage:
+    """What ``usage`` measured, the whole registry and each repository."""
+
+    generated_at: datetime
+    policy_scope: list[str]
+    exact: bool  # direct mode sees untagged revisions too
+    repositories: list[RepositoryUsage] = field(default_factory=list)
+    tags: int = 0
+    manifests: int = 0
+    referenced_bytes: int = 0  # each blob once across the whole registry
+    reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
+    reclaimable_blobs: int = 0
+    plan: Plan | None = None
+
+    def outcome(self) -> Outcome:
+        count = len(self.repositories)
+        return Outcome(
+            "ok",
+            ExitCode.OK,
+            f"{count} repositor{'y' if count == 1 else 'ies'}, {self.tags} tags, "
+            f"{format_bytes(self.referenced_bytes)} referenced; pruning under the policy would reclaim "
+            f"{format_bytes(self.reclaimable_bytes)}",
+        )
+
+
+def _blob_bytes(manifests: Iterable[Manifest]) -> dict[str, int]:
+    blobs: dict[str, int] = {}
+    for manifest in manifests:
+        blobs.update(referenced(manifest))
+    return blobs
+
+
+def measure_usage(
+    source: InventorySource,
+    configuration: Configuration,
+    *,
+    registry: str,
+    patterns: list[str],
+    exact: bool = False,
+    now: datetime | None = None,
+    progress: ProgressFactory = null_progress,
+    stop: threading.Event | None = None,
+) -> Usage:
+    """Scan the whole catalog; plan the repositories ``patterns`` select; attribute the reclaim."""
+    now = now or datetime.now(timezone.utc)
+    selected = select_repositories(source, patterns)
+    others: list[RepositoryInventory] = []
+    for name in source.catalog():
+        if name not in selected:
+            others.append(source.collect(name, progress=progress))
+            check_stop(stop)
+    plan = build_plan(
+        source,
+        configuration,
+        registry=registry,
+        repositories=selected,
+        now=now,
+        progress=progress,
+        stop=stop,
+        extra_inventories=others,
+    )
+    inventories = [*plan.inventories.values(), *others]
+    deleted = plan.deleted_digests()
+    freed, count = reclaimable_blobs(inventories, deleted)
+    plan.reclaim = ReclaimEstimate(sum(freed.values()), len(freed), count, catalog_wide=True)
+    plans = {repo_plan.repository: repo_plan for repo_plan in plan.repositories}
+    usage = Usage(generated_at=now, policy_scope=list(patterns), exact=exact, plan=plan)
+    everything: dict[str, int] = {}
+    for inventory in sorted(inventories, key=lambda inv: inv.name):
+        blobs = _blob_bytes(inventory.manifests.values())
+        everything.update(blobs)
+        repo_plan = plans.get(inventory.name)
+        gone = deleted.get(inventory.name, set())
+        freed_here = _blob_bytes(inventory.manifests[d] for d in gone if d in inventory.manifests)
+        usage.repositories.append(
+            RepositoryUsage(
+                repository=inventory.name,
+                tags=len(inventory.tags) + len(inventory.unresolved),
+                manifests=len(inventory.manifests),
+                referenced_bytes=sum(blobs.values()),
+                reclaimable_bytes=sum(size for digest, size in freed_here.items() if digest in freed),
+                tags_to_delete=sum(1 for d in repo_plan.deletions if d.tag is not None) if repo_plan else 0,
+                selected=repo_plan is not None,
+                blocked=repo_plan.blocked if repo_plan else None,
+            )
+        )
+    usage.tags = sum(row.tags for row in usage.repositories)
+    usage.manifests = sum(row.manifests for row in usage.repositories)
+    usage.referenced_bytes = sum(everything.values())
+    usage.reclaimable_bytes = plan.reclaim.bytes
+    usage.reclaimable_blobs = plan.reclaim.blobs
+    return usage

@@ -1,0 +1,46 @@
+"""The ``usage`` report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline_step.operations.usage import RepositoryUsage, Usage
+from pipeline_step.reports.envelope import Report
+
+
+class UsageReport(Report):
+    command: Literal["usage"] = "usage"
+    generated_at: datetime | None = None
+    policy_scope: list[str] = Field(default_factory=list)  # the --repo patterns the policy applied to
+    repositories: list[RepositoryUsage] = Field(default_factory=list)
+    tags: int = 0
+    manifests: int = 0
+    referenced_bytes: int = 0  # each blob once across the whole registry
+    reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
+    reclaimable_blobs: int = 0
+    exact: bool = False  # True in direct mode, where untagged revisions are seen too
+
+
+def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> UsageReport:
+    outcome = usage.outcome()
+    report = UsageReport(
+        outcome=outcome.name,
+        exit_code=int(outcome.exit_code),
+        message=outcome.message,
+        started=started,
+        registry=registry,
+        generated_at=usage.generated_at,
+        policy_scope=usage.policy_scope,
+        repositories=usage.repositories,
+        tags=usage.tags,
+        manifests=usage.manifests,
+        referenced_bytes=usage.referenced_bytes,
+        reclaimable_bytes=usage.reclaimable_bytes,
+        reclaimable_blobs=usage.reclaimable_blobs,
+        exact=usage.exact,
+    )
+    report.conclude(outcome)
+    return report
