@@ -37,12 +37,12 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.REGISTRY: "registry unreachable, TLS, authentication or protocol error",
     ExitCode.PARTIAL: "partial: some planned deletions failed, or a repository was left alone because one of "
     "its tags could not be resolved; for restore, some images could not be restored. The report lists which",
-    ExitCode.LOCKED: "another run holds the registry lock (--no-wait, or --lock-timeout ran out)",
+    ExitCode.LOCKED: "another run holds the registry lock",
     ExitCode.AUDIT_FAILED: "the undo log could not be written (is this agent's disk full?): the run stopped "
     "before its next deletion; the report lists what was deleted",
-    ExitCode.CANNOT_HELP: "pruning the registry cannot fix this failure (classify, recover)",
-    ExitCode.PUSH_FAILED: "the push still fails after recovery (recover)",
-    ExitCode.GC_FAILED: "garbage collection or the restart command failed (gc, recover)",
+    ExitCode.CANNOT_HELP: "pruning the registry cannot fix this failure",
+    ExitCode.PUSH_FAILED: "the push still fails after recovery",
+    ExitCode.GC_FAILED: "garbage collection or the restart command failed",
     ExitCode.INTERRUPTED: "interrupted by SIGINT/SIGTERM; the partial report was written",
 }
 

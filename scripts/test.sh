@@ -11,5 +11,7 @@ fi
 .venv/bin/ruff check pipeline_step tests benchmarks scripts
 .venv/bin/ruff format --check pipeline_step tests benchmarks scripts
 .venv/bin/mypy pipeline_step
-# pytest exits 5 when it collects no tests; set -e turns that into a failure.
-.venv/bin/python -m pytest "$@"
+# Two workers (the tests mostly wait on registries and subprocesses); one file per worker at a
+# time keeps a module's fixtures together. pytest exits 5 when it collects no tests; set -e
+# turns that into a failure.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

@@ -10,9 +10,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.conftest import RegistryFactory, SeededApp, run_cli, seed_app
+from tests.support.apps import SeededApp, seed_app
+from tests.support.cli import run_cli
 from tests.support.images import list_tags
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.tokenserver import TokenServer
 
 PASSWORD = "s3cret-CANARY-pass"  # a canary: it must never appear in any output

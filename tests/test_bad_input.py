@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SeededApp, free_port_url, run_cli
+from tests.support.apps import SeededApp
+from tests.support.cli import run_cli
 from tests.support.images import list_tags
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryServer, free_port_url
 
 
 def assert_one_line_error(stderr: str) -> str:

@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.seed import FastWriter, SeedSpec, seed, tag_name
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 from tests.support.storage_seed import StorageWriter, tree
+
+pytestmark = pytest.mark.registry  # starts docker-registry itself, not through registry_factory
 
 
 def test_fast_writer_writes_what_the_proven_storage_writer_writes(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pipeline_step.integrations.classify import (
     classify_stream,
     classify_text,
 )
-from tests.conftest import ROOT, run_cli
+from tests.support.cli import ROOT, run_cli
 from tests.support.fake_jenkins import TOKEN, USER, FakeJenkins
 from tests.support.registry import free_port
 

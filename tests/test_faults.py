@@ -3,7 +3,8 @@
 A recording proxy on 127.0.0.1 (tests/support/proxy.py) injects 5xx and 429
 answers with Retry-After, connection resets, answers slower than ``--timeout``,
 truncated and non-JSON bodies, and manifests that do not hash to their
-Docker-Content-Digest. For every schedule the test checks, against the
+Docker-Content-Digest. Every test runs twice, once per transport (lean and
+httpx). For every schedule the test checks, against the
 registry itself (never through the proxy):
 
 * no kept or protected manifest was ever sent a DELETE (the proxy's record);
@@ -28,11 +29,11 @@ import pytest
 
 from pipeline_step.errors import RegistryServerError
 from pipeline_step.registry.http.choose import open_client
-from tests.conftest import CliResult, RegistryFactory, run_cli
+from tests.support.cli import CliResult, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
 from tests.support.images import list_tags
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules, Schedule, first_of
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.registry_state import RegistryState
 
 TIMEOUT = 1.5  # --timeout for every faulty run; slow faults take longer than this
@@ -45,6 +46,14 @@ MAX_REQUESTS_PER_ATTEMPTS = 2 * ATTEMPTS
 ZERO_DIGEST = "sha256:" + "0" * 64  # the executor's "are deletes enabled" probe
 
 App = tuple[RegistryServer, SeededStorage]
+
+
+@pytest.fixture(params=["lean", "httpx"], autouse=True)
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every fault runs through both transports: the lean default and httpx, used behind proxies."""
+    kind: str = request.param
+    monkeypatch.setenv("REGISTRY_PRUNE_TRANSPORT", kind)
+    return kind
 
 
 @dataclass

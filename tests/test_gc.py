@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from pipeline_step.integrations.gc import GcCommands, parse_gc_summary, run_gc
-from tests.conftest import SeededApp, run_cli
+from tests.support.apps import SeededApp
+from tests.support.cli import policy_args, run_cli
 from tests.support.registry import RegistryServer
 
 
@@ -54,14 +55,7 @@ def test_gc_command_on_a_real_registry_measures_freed_bytes(
 ) -> None:
     prune = run_cli(
         "prune",
-        "--registry",
-        registry.url,
-        "--repo",
-        "team/app",
-        "--match",
-        "alpha",
-        "--keep",
-        "10",
+        *policy_args(registry.url),
         "--json",
         str(tmp_path / "prune.json"),
     )

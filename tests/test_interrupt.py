@@ -10,9 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.conftest import ROOT, RegistryFactory, run_cli
+from tests.support.cli import ROOT, policy_args, run_cli
 from tests.support.images import list_tags
 from tests.support.proxy import Fault, RecordingProxy
+from tests.support.registry import RegistryFactory
 from tests.support.storage_seed import StorageWriter
 
 REPO = "team/app"
@@ -47,14 +48,7 @@ def test_sigterm_mid_prune_leaves_a_correct_partial_report_and_a_rerun_finishes(
                 "-m",
                 "pipeline_step",
                 "prune",
-                "--registry",
-                proxy.url,
-                "--repo",
-                REPO,
-                "--match",
-                "alpha",
-                "--keep",
-                "10",
+                *policy_args(proxy.url, REPO),
                 "--json",
                 str(report_path),
             ],

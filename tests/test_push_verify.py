@@ -18,8 +18,10 @@ import pytest
 from pipeline_step.integrations.push import ImageRef, verify_image
 from pipeline_step.registry.http.choose import open_client
 from pipeline_step.registry.http.session import RetryPolicy
-from tests.conftest import run_cli
+from tests.support.cli import policy_args, run_cli
 from tests.support.scenario import DiskFullRegistry, OciLayout
+
+pytestmark = pytest.mark.registry  # starts docker-registry itself, not through registry_factory
 
 REPO = "team/app"
 
@@ -43,14 +45,7 @@ def recover(
     result = run_cli(
         "recover",
         "--force",
-        "--registry",
-        registry.url,
-        "--repo",
-        REPO,
-        "--match",
-        "alpha",
-        "--keep",
-        "1",
+        *policy_args(registry.url, REPO, keep=1),
         "--gc-cmd",
         registry.gc_command(),
         "--push-cmd",

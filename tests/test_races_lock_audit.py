@@ -24,7 +24,8 @@ from pipeline_step.policy.config import load_configuration
 from pipeline_step.registry.client import RegistryClient
 from pipeline_step.registry.http.choose import open_client
 from pipeline_step.support.locking import RegistryLock
-from tests.conftest import ROOT, SeededApp, run_cli
+from tests.support.apps import SeededApp
+from tests.support.cli import ROOT, run_cli
 from tests.support.images import Pusher, list_tags, resolve
 from tests.support.registry import RegistryServer
 

@@ -14,11 +14,11 @@ from pipeline_step.execution.audit import AuditLog, read_audit
 from pipeline_step.planning.planner import DeleteStep, Phase
 from pipeline_step.registry.digest import compute_digest
 from pipeline_step.support.locking import RegistryLock
-from tests.conftest import CliResult, RegistryFactory, run_cli
+from tests.support.cli import CliResult, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
 from tests.support.images import Pusher
 from tests.support.proxy import RecordingProxy
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.registry_state import RegistryState
 
 App = tuple[RegistryServer, SeededStorage]

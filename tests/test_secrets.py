@@ -25,13 +25,13 @@ from pipeline_step.integrations.slack import RecoverySummary, SlackReporter
 from pipeline_step.registry.auth import Credentials
 from pipeline_step.registry.http.choose import open_client
 from pipeline_step.support.redact import register_secret
-from tests.conftest import CliResult, RegistryFactory, run_cli
 from tests.support import fake_jenkins, fake_slack
+from tests.support.cli import CliResult, run_cli
 from tests.support.fake_jenkins import FakeJenkins
 from tests.support.fake_slack import FakeSlack
 from tests.support.fault_seed import SeededStorage, write_app
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
-from tests.support.registry import RegistryServer, free_port, registry_binary
+from tests.support.registry import RegistryFactory, RegistryServer, free_port, registry_binary
 from tests.support.registry_state import RegistryState
 from tests.support.tokenserver import TokenServer
 

@@ -27,7 +27,7 @@ from pipeline_step.integrations.slack import (
     build_message,
 )
 from pipeline_step.support.redact import MASK, redact
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 from tests.support.fake_slack import BOT_TOKEN, WEBHOOK_PATH, FakeSlack
 from tests.support.registry import free_port
 

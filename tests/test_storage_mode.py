@@ -13,8 +13,9 @@ from pipeline_step.backends.filesystem.deleter import StorageDeleter
 from pipeline_step.backends.filesystem.layout import StorageLayout, StorageLayoutError
 from pipeline_step.planning.planner import DeleteStep, Phase
 from pipeline_step.registry.model import DeleteResult
-from tests.conftest import RegistryFactory, run_cli
+from tests.support.cli import run_cli
 from tests.support.images import Pushed, list_tags, resolve
+from tests.support.registry import RegistryFactory
 from tests.support.storage_seed import StorageWriter, tree
 
 POLICY = ("--repo", "team/*", "--match", "alpha", "--keep", "10")

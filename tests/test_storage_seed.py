@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import RegistryFactory
 from tests.support.images import Pusher, list_tags, resolve
+from tests.support.registry import RegistryFactory
 from tests.support.storage_seed import StorageWriter, tree
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RegistryFactory, run_cli
 from tests.support.certs import KeyPair, self_signed
+from tests.support.cli import run_cli
 from tests.support.fault_seed import SeededStorage, write_app
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.registry_state import RegistryState
 
 TLSApp = tuple[RegistryServer, SeededStorage, KeyPair]

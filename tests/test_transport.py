@@ -24,7 +24,7 @@ from pipeline_step.registry.http.transport import (
     TLSFailedError,
     TLSSettings,
 )
-from tests.conftest import SeededApp
+from tests.support.apps import SeededApp
 from tests.support.certs import self_signed
 from tests.support.registry import RegistryServer, free_port
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.images import Pusher, make_layer
 from tests.support.registry import RegistryServer
 

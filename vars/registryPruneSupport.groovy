@@ -37,22 +37,23 @@ Map commonDefaults() {
   ]
 }
 
-/** What each CLI exit code means, worded for a build log. */
+/** What each CLI exit code means: pipeline_step/errors.py EXIT_CODES (a test keeps them equal), plus the shell's 126 and 127. */
 Map exitMeanings() {
   return [
     0: 'success',
-    1: 'unexpected internal error in registry-prune (rerun with --debug and report it)',
+    1: 'unexpected internal error (a bug: rerun with --debug and report it)',
     2: 'bad flags, configuration or input; nothing was changed',
     3: 'the registry refuses deletes (storage.delete.enabled is false, or read-only mode)',
     4: 'registry unreachable, TLS, authentication or protocol error',
-    5: 'some planned deletions failed; the report lists which',
+    5: 'partial: some planned deletions failed, or a repository was left alone because one of its tags could not be resolved; for restore, some images could not be restored. The report lists which',
     6: 'another run holds the registry lock',
+    7: 'the undo log could not be written (is this agent\'s disk full?): the run stopped before its next deletion; the report lists what was deleted',
     10: 'pruning the registry cannot fix this failure',
     11: 'the push still fails after recovery',
     12: 'garbage collection or the restart command failed',
+    130: 'interrupted by SIGINT/SIGTERM; the partial report was written',
     126: 'registry-prune is not executable',
     127: 'registry-prune was not found (leave install: true, or put it on PATH)',
-    130: 'interrupted; the partial report was written',
   ]
 }
 
@@ -295,33 +296,23 @@ Map collectReport(Map config) {
   }
 }
 
-/** How many tags a report says were (or, in a dry run, would be) deleted; null if unknown. */
+/** How many tags a report says were (or, in a dry run, would be) deleted: summary.deleted; null if unknown. */
 Object deletedCount(Map report) {
-  if (report == null) {
-    return null
-  }
-  if (report.summary instanceof Map && report.summary.deleted != null) {
-    return report.summary.deleted   // prune
-  }
-  if (report.deleted instanceof List) {
-    int tags = 0                    // recover lists entries; untagged children have tag null
-    for (Object entry in report.deleted) {
-      if (entry instanceof Map && entry.tag != null) {
-        tags++
-      }
-    }
-    return tags
+  if (report != null && report.summary instanceof Map && report.summary.deleted != null) {
+    return report.summary.deleted
   }
   return null
 }
 
-/** The explanation a report gives (recover: message, classification; any run: error), or null. */
+/** The explanation a report gives: its message, the classification, or the first error; null if none. */
 String reportReason(Map report) {
   if (report == null) {
     return null
   }
   Map classification = report.classification instanceof Map ? (Map) report.classification : [:]
-  for (Object text in [report.message, classification.explanation, classification.category, report.error]) {
+  List errors = report.errors instanceof List ? (List) report.errors : []
+  Object firstError = errors ? (errors[0] instanceof Map ? errors[0].message : errors[0]) : null
+  for (Object text in [report.message, classification.explanation, classification.category, firstError]) {
     if (text) {
       return text.toString()
     }

@@ -109,11 +109,15 @@ Map conclude(Map cfg, int status, Map report) {
   String prefix = cfg.dryRun ? 'registry-prune (dry run)' : 'registry-prune'
   Map result = [status: status, report: report]
   if (status == 0) {
+    // Exit 0 is also "nothing to do" and "pruned, no push given": only the report's outcome says which.
     Object deleted = support.deletedCount(report)
+    String outcome = report?.outcome?.toString()
     if (cfg.dryRun) {
       support.describe("${prefix}: nothing changed${deleted == null ? '' : "; would delete ${deleted} tag(s)"}")
-    } else {
+    } else if (outcome == 'recovered') {
       support.describe("${prefix}: push recovered${deleted == null ? '' : "; deleted ${deleted} tag(s)"}")
+    } else {
+      support.describe("${prefix}: ${support.reportReason(report) ?: 'done (no report was written)'}")
     }
     return result
   }

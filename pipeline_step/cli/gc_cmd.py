@@ -100,7 +100,14 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[GcRep
             def wait_healthy() -> None:
                 wait_until(client.ping, timeout=args.health_timeout)
 
-        run = garbage_collect(commands, probe=probe, predicted_bytes=predicted, echo=echo, wait_healthy=wait_healthy)
+        run = garbage_collect(
+            commands,
+            probe=probe,
+            predicted_bytes=predicted,
+            echo=echo,
+            wait_healthy=wait_healthy,
+            stop=runtime.stop.is_set,
+        )
     outcome = run.outcome()
     report = GcReport(
         outcome=outcome.name,

@@ -17,7 +17,7 @@ Subcommands = argparse._SubParsersAction
 
 
 # command -> (module that registers it, one-line help). Only the module of the command being
-# run is imported: `plan` need not load Slack, Jenkins and the rest (half a second, 20 MB).
+# run is imported: `plan` need not load Slack, Jenkins and the rest.
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("prune_cmd", "show what a prune would delete; changes nothing"),
     "prune": ("prune_cmd", "delete what the plan says (or --dry-run)"),

@@ -225,3 +225,5 @@ def _print_summary(report: RecoveryReport, stream: TextIO) -> None:
         lines.append(f"undo: registry-prune restore --from {report.audit_log} (until garbage collection runs)")
     for line in lines:
         print(redact(line), file=stream)
+    for error in report.errors:
+        print(redact(f"registry-prune: error: {error.line()}"), file=sys.stderr)

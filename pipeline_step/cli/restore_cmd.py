@@ -11,7 +11,7 @@ from pipeline_step.cli import options, targets
 from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import UsageError
+from pipeline_step.errors import EXIT_CODES, ExitCode, UsageError
 from pipeline_step.execution.audit import read_audit
 from pipeline_step.operations.restore import Restorer, select
 from pipeline_step.policy.config import load_configuration
@@ -30,18 +30,17 @@ broken is ever restored; images whose blobs are gone are listed with the
 missing blobs. A tag that now points at another digest (pushed after the
 prune) is left alone unless --force is given."""
 
-EPILOG = """\
-exit codes:
-  0  every selected image is back (or was never gone)
-  2  bad flags or audit file; nothing was changed
-  4  registry unreachable, TLS or authentication error
-  5  some images were not restored (blobs removed by garbage collection, tags
-     re-pushed since, refused PUTs); the output lists which and why
-  6  another run holds the registry lock (--no-wait)
-
+EPILOG = (
+    "exit codes:\n"
+    + "".join(
+        f"  {int(code):<4} {EXIT_CODES[code]}\n"
+        for code in (ExitCode.OK, ExitCode.USAGE, ExitCode.REGISTRY, ExitCode.PARTIAL, ExitCode.LOCKED)
+    )
+    + """
 example:
   registry-prune restore --from ~/.local/state/registry-prune/audit/20240601T120000Z-0123abcd.jsonl \\
       --tag 3.3.0-alpha.41 --dry-run"""
+)
 
 
 def register(commands: Subcommands[Parser]) -> None:

@@ -71,6 +71,7 @@ class GcResult:
     error: PruneError | None = None
     warnings: list[str] = field(default_factory=list)
     restarted: bool = False  # the restart command succeeded: the registry's caches are fresh
+    interrupted: bool = False  # a stop request arrived: no step started after it but the restart
 
     @property
     def ok(self) -> bool:
@@ -110,8 +111,13 @@ def run_gc(
     has_indexes: bool = False,
     echo: Callable[[str], None] = lambda line: None,
     wait_healthy: Callable[[], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> GcResult:
-    """Read-only (optional), GC, restart (always after read-only), measuring free space around it."""
+    """Read-only (optional), GC, restart (always after read-only), measuring free space around it.
+
+    A stop request (SIGTERM) never cuts a step short: a sweep killed halfway is the one state
+    worse than no GC. It keeps the next step from starting, except the restart.
+    """
     result = GcResult()
     if commands.delete_untagged and has_indexes:
         result.warnings.append(DELETE_UNTAGGED_WARNING)
@@ -120,8 +126,12 @@ def run_gc(
         result.before = probe.measure()
     # Never collect garbage while pushes we meant to block may still arrive.
     ready = commands.readonly is None or _step(result, "readonly", commands.readonly, 600, echo)
-    if ready and _step(result, "gc", commands.gc_command(), commands.timeout, echo):
+    if ready and stop():
+        result.interrupted = True
+        echo("stop requested: garbage collection is not started")
+    elif ready and _step(result, "gc", commands.gc_command(), commands.timeout, echo):
         result.summary = parse_gc_summary(result.steps[-1].output)
+    result.interrupted = result.interrupted or stop()
     if commands.restart:
         # Always restart, even after a failure: it leaves read-only mode (or brings back a registry
         # the read-only command stopped) and drops the stale blob cache.

@@ -35,6 +35,10 @@ class GcRun:
         if result.freed_bytes is not None:
             versus = f" (predicted {format_bytes(self.predicted_bytes)})" if self.predicted_bytes is not None else ""
             freed = f"; freed {format_bytes(result.freed_bytes)} measured{versus}"
+        if result.interrupted and result.error is None:
+            ran = "garbage collection ran to its end" if summary else "garbage collection did not start"
+            restarted = "; the registry was restarted" if result.restarted else ""
+            return Outcome("interrupted", ExitCode.INTERRUPTED, f"gc interrupted: {ran}{restarted}{counted}{freed}")
         if result.error is None:
             return Outcome("ok", ExitCode.OK, f"gc ok{counted}{freed}")
         return Outcome("failed", result.error.exit_code, f"gc FAILED{counted}{freed}: {result.error}", (result.error,))
@@ -47,8 +51,9 @@ def garbage_collect(
     predicted_bytes: int | None = None,
     echo: Callable[[str], None] = lambda line: None,
     wait_healthy: Callable[[], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> GcRun:
-    result = run_gc(commands, probe=probe, echo=echo, wait_healthy=wait_healthy)
+    result = run_gc(commands, probe=probe, echo=echo, wait_healthy=wait_healthy, stop=stop)
     run = GcRun(result, predicted_bytes, notes=list(result.warnings))
     if result.summary is not None:  # GC ran to its summary line
         run.notes.append(UNDO_CLOSED)

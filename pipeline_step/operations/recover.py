@@ -338,6 +338,8 @@ class Recoverer:
                     raise InterruptedRunError("interrupted during the prune; the report lists what was deleted")
             if settings.gc is not None:
                 round_.gc = self._collect_garbage(plan)
+                if round_.gc.interrupted:
+                    raise InterruptedRunError("interrupted during garbage collection; the report lists what was done")
                 if round_.gc.error is not None:
                     return
             if round_.gc is not None and round_.gc.after is not None:
@@ -391,6 +393,7 @@ class Recoverer:
             has_indexes=has_indexes,
             echo=self.echo,
             wait_healthy=self._wait_healthy,
+            stop=self.stop.is_set,
         )
         if result.summary is not None:
             self.echo(

@@ -290,6 +290,7 @@ class Restorer:
                 self._not_restored.add((deletion.repository, deletion.digest))
             result.outcomes.append(outcome)
             self.echo(describe(outcome, dry_run=self.dry_run))
+        result.interrupted = result.interrupted or self.stop()  # like a prune: a stop request makes it interrupted
         return result
 
     # -- one manifest --------------------------------------------------------

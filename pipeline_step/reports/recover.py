@@ -11,7 +11,7 @@ from pipeline_step.integrations.slack import BuildContext, RecoverySummary
 from pipeline_step.operations.recover import Recovery
 from pipeline_step.reports.envelope import Report
 from pipeline_step.reports.gc import GcSection, gc_section
-from pipeline_step.reports.prune import Entry
+from pipeline_step.reports.prune import Entry, Summary
 
 
 class ClassificationReport(BaseModel):
@@ -64,6 +64,7 @@ class RecoveryReport(Report):
     freed_bytes: int | None = None  # measured: free after minus free before
     free_bytes_final: int | None = None  # at the end, after the push
     predicted_reclaim_bytes: int | None = None  # what the plans said GC would free
+    summary: Summary = Field(default_factory=Summary)  # tags deleted (or, in a dry run, to delete), as prune counts
     rounds: list[RoundReport] = Field(default_factory=list)
     gc_ran: bool = False  # GC ran to its end: the undo window is closed
     audit_log: str | None = None
@@ -130,6 +131,15 @@ def build_recovery_report(recovery: Recovery, *, audit_log: str | None = None) -
         gc_ran=recovery.gc_ran,
         audit_log=audit_log,
         notes=list(recovery.notes),
+    )
+    report.summary = Summary(
+        deleted=sum(1 for entry in report.deleted if entry.tag is not None),
+        skipped=sum(1 for entry in report.skipped if entry.tag is not None),
+        failed=sum(1 for entry in report.failed if entry.tag is not None),
+        manifests_deleted=sum(
+            len(r.execution.by_status(Status.DELETED)) if r.execution else r.plan.step_count * recovery.dry_run
+            for r in recovery.rounds
+        ),
     )
     for round_ in recovery.rounds:
         report.rounds.append(

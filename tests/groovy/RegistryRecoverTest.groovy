@@ -3,8 +3,9 @@
 final String VENV = '/var/jenkins/workspace/app/.registry-prune-venv'
 final Map ACCEPTANCE = [registry: 'http://127.0.0.1:5000', repository: 'team/app', credentialsId: 'reg',
                         slackWebhookCredentialsId: 'hook', image: 'reg/team/app:1.0.0-alpha.3']
-/** The shape of recover's --json report (pipeline_step/recover_report.py), trimmed. */
-final Map RECOVERED = [outcome: 'recovered', exit_code: 0, dry_run: false, message: 'push recovered', deleted: [
+/** The shape of recover's --json report (pipeline_step/reports/recover.py), trimmed. */
+final Map RECOVERED = [outcome: 'recovered', exit_code: 0, dry_run: false, message: 'push recovered',
+                       summary: [deleted: 2, manifests_deleted: 3], deleted: [
   [repository: 'team/app', tag: '1.0.0-alpha.1', digest: 'sha256:aa', reason: 'older than the newest 10'],
   [repository: 'team/app', tag: '1.0.0-alpha.2', digest: 'sha256:bb', reason: 'older than the newest 10'],
   [repository: 'team/app', tag: null, digest: 'sha256:cc', reason: 'child of a deleted index'],
@@ -128,6 +129,18 @@ test('dry run, exit 0: the description says nothing changed') {
   assert h.currentBuild.description == 'registry-prune (dry run): nothing changed; would delete 2 tag(s)'
 }
 
+test('exit 0 without a push (nothing to do, pruned): the description says what happened, not "push recovered"') {
+  def h = new Harness()
+  h.exitWith([' recover ': 0], [outcome: 'nothing-to-do', exit_code: 0, dry_run: false,
+                                message: 'nothing to do: 40.0 GiB free, at least 10% required', summary: [deleted: 0]])
+  h.run('registryRecover', ACCEPTANCE)
+  assert h.currentBuild.description == 'registry-prune: nothing to do: 40.0 GiB free, at least 10% required'
+  h = new Harness()
+  h.exitWith([' recover ': 0], [outcome: 'pruned', exit_code: 0, message: 'deleted 3 tags', summary: [deleted: 3]])
+  h.run('registryRecover', ACCEPTANCE)
+  assert h.currentBuild.description == 'registry-prune: deleted 3 tags'
+}
+
 test('exit 10 without a report: UNSTABLE with the exit code meaning') {
   def h = new Harness()
   h.exitWith([' recover ': 10])
@@ -138,7 +151,7 @@ test('exit 10 without a report: UNSTABLE with the exit code meaning') {
 
 test('exit 11, push still failing: the step fails') {
   def h = new Harness()
-  h.exitWith([' recover ': 11], [error: 'docker push exited 1'])
+  h.exitWith([' recover ': 11], [errors: [[kind: 'CommandFailedError', message: 'docker push exited 1', exit_code: 11]]])
   String message = h.runExpectingError('registryRecover', ACCEPTANCE)
   assert message == 'registry-prune: the push still fails after recovery (exit 11): docker push exited 1'
   assert h.currentBuild.currentResult == 'FAILURE'
@@ -153,7 +166,7 @@ test('other errors fail the step with the exit code meaning') {
   assert h.currentBuild.description ==
     'registry-prune: failed, exit 4: registry unreachable, TLS, authentication or protocol error'
   h = new Harness()
-  h.exitWith([' recover ': 3], [error: 'DELETE returned 405 Unsupported'])
+  h.exitWith([' recover ': 3], [errors: [[kind: 'DeleteDisabledError', message: 'DELETE returned 405 Unsupported', exit_code: 3]]])
   assert h.runExpectingError('registryRecover', ACCEPTANCE) == 'registry-prune recover failed (exit 3): ' +
     'the registry refuses deletes (storage.delete.enabled is false, or read-only mode); DELETE returned 405 Unsupported'
 }

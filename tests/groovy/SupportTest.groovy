@@ -169,7 +169,7 @@ test('a NoSuchMethodError from inside the locked body is not mistaken for a miss
 
 test('exit meanings cover every CLI exit code') {
   def s = new Harness().step('registryPruneSupport')
-  for (int code in [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 130]) {
+  for (int code in [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 130]) {
     assert s.exitMeanings().containsKey(code)
   }
   assert s.exitMeaning(99) == 'unknown exit code'

@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import yaml
@@ -23,7 +23,15 @@ BINARY_NAMES = ("docker-registry", "registry")
 INSTALL_HINT = "install it with: sudo apt-get install -y docker-registry (Debian/Ubuntu), or run ./scripts/test.sh"
 
 
+BINARY_ENV = "REGISTRY_PRUNE_TEST_REGISTRY"  # a registry binary to use instead of the one on PATH
+
+
 def registry_binary() -> str:
+    chosen = os.environ.get(BINARY_ENV)
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise RuntimeError(f"${BINARY_ENV} names {chosen}, which is not an executable; {INSTALL_HINT}")
+        return chosen
     for name in BINARY_NAMES:
         found = shutil.which(name)
         if found:
@@ -31,10 +39,18 @@ def registry_binary() -> str:
     raise RuntimeError(f"the docker-registry binary is not on PATH; {INSTALL_HINT}")
 
 
+def free_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+RegistryFactory = Callable[..., "RegistryServer"]
 
 
 @dataclass

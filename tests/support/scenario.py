@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any, Callable
 import yaml
 
 from tests.support.images import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, make_layer, sha256
-from tests.support.registry import free_port
+from tests.support.registry import free_port, registry_binary
 from tests.support.registryctl import start, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,7 +190,7 @@ class DiskFullRegistry:
         )
 
     def gc_command(self) -> str:
-        return shlex.join([shutil.which("docker-registry") or "docker-registry", "garbage-collect", str(self.config)])
+        return shlex.join([registry_binary(), "garbage-collect", str(self.config)])
 
     def __enter__(self) -> DiskFullRegistry:
         self.workdir.mkdir(parents=True, exist_ok=True)

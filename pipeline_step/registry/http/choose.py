@@ -55,7 +55,7 @@ def transport_kind(requested: str | None, url: str) -> str:
 
 def make_transport(kind: str, tls: TLSSettings, *, timeout: float, max_connections: int) -> Transport:
     if kind == "httpx":
-        from pipeline_step.registry.http.httpx_transport import HttpxTransport  # noqa: PLC0415 - 10 MB, on demand
+        from pipeline_step.registry.http.httpx_transport import HttpxTransport  # noqa: PLC0415 - heavy; only when chosen
 
         return HttpxTransport(tls, timeout, max_connections)
     return LeanTransport(tls, timeout, max_connections)

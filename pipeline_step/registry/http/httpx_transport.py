@@ -1,5 +1,5 @@
 """The httpx transport: used when an HTTP proxy applies (the lean transport does not speak
-to proxies). httpx is imported only when used: it costs 10 MB of RSS.
+to proxies). httpx is imported only when this transport is chosen: it is heavy to import.
 """
 
 from __future__ import annotations

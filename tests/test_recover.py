@@ -1,4 +1,4 @@
-"""Issue 3 acceptance: a registry whose disk filled up, recovered end to end.
+"""recover: a registry whose disk filled up, recovered end to end.
 
 Real parts only: Debian's docker-registry on a 64 MiB tmpfs, skopeo pushing
 until the registry answers 500, the real `garbage-collect`, a restart through
@@ -16,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult, run_cli
+from tests.support.cli import CliResult, run_cli
 from tests.support.fake_slack import FakeSlack
+from tests.support.fault_seed import write_app
 from tests.support.images import list_tags, resolve
+from tests.support.registry import RegistryFactory
 from tests.support.scenario import DiskFullRegistry, OciLayout, fill_until_500, pull_blobs
+
+pytestmark = pytest.mark.registry  # starts docker-registry itself, not through registry_factory
 
 LAYER = 4 * 1024 * 1024
 REPO = "team/app"
@@ -178,3 +182,26 @@ def test_recover_in_direct_storage_mode(full_disk: FullDisk, tmp_path: Path) -> 
     assert report["predicted_reclaim_bytes"] <= report["freed_bytes"] * 1.05
     assert report["freed_bytes"] <= report["predicted_reclaim_bytes"] * 1.05
     assert "restart the registry" not in result.stdout  # recover restarted it
+
+
+def test_a_failed_gc_still_retries_the_push_once_the_restart_ran(
+    registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """GC failing must not leave the build's push unretried: the restart ran, the registry takes pushes."""
+    seed = write_app(tmp_path / "storage", count=14, keep=10)
+    registry = registry_factory("gc-fails", storage=tmp_path / "storage")
+    pushed = tmp_path / "pushed"
+    restarted = tmp_path / "restarted"
+    report_path = tmp_path / "report.json"
+    result = run_cli(
+        "recover", "--force", "--registry", registry.url, *seed.policy,
+        "--gc-cmd", "echo 'no space left on device' >&2; exit 1",
+        "--restart-cmd", f"touch {restarted}",
+        "--push-cmd", f"touch {pushed}",
+        "--json", str(report_path),
+    )  # fmt: skip
+    assert restarted.exists() and pushed.exists(), result.output
+    report = json.loads(report_path.read_text())
+    assert report["push_attempts"] == 1 and report["push_succeeded"] is True
+    assert (report["outcome"], report["exit_code"]) == ("recovered", 0), result.output
+    assert any("garbage collection failed, but the push went through" in note for note in report["notes"])

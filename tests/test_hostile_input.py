@@ -1,4 +1,4 @@
-"""More of the bad-input matrix: config-file schema errors, malformed registry answers, and 100,000 tags.
+"""Hostile and malformed input: config-file schema errors, malformed registry answers, and 100,000 tags.
 
 Every bad input gives one actionable line, no traceback, a documented exit
 code, and deletes nothing.
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from pipeline_step.registry.http.choose import open_client
-from tests.conftest import ROOT, RegistryFactory, run_cli
+from tests.support.cli import ROOT, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.registry_state import RegistryState
 from tests.support.storage_seed import StorageWriter
 

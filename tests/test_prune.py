@@ -1,4 +1,4 @@
-"""Issue 2 acceptance: plan and prune against a real docker-registry."""
+"""plan and prune against a real registry: the acceptance repository, dry runs, delete-disabled."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SeededApp, run_cli
+from tests.support.apps import SeededApp
+from tests.support.cli import policy_args, run_cli
 from tests.support.images import list_tags, resolve
 from tests.support.proxy import RecordingProxy
 from tests.support.registry import RegistryServer
@@ -24,14 +25,7 @@ def test_plan_lists_exactly_the_29_deletions_and_changes_nothing(
     report_path = tmp_path / "plan.json"
     result = run_cli(
         "plan",
-        "--registry",
-        registry.url,
-        "--repo",
-        "team/app",
-        "--match",
-        "alpha",
-        "--keep",
-        "10",
+        *policy_args(registry.url),
         "--json",
         str(report_path),
     )
@@ -59,14 +53,7 @@ def test_prune_leaves_exactly_the_kept_tags_and_list_children(
     report_path = tmp_path / "prune.json"
     result = run_cli(
         "prune",
-        "--registry",
-        registry.url,
-        "--repo",
-        "team/app",
-        "--match",
-        "alpha",
-        "--keep",
-        "10",
+        *policy_args(registry.url),
         "--json",
         str(report_path),
     )
@@ -95,28 +82,14 @@ def test_dry_run_plans_the_same_and_deletes_nothing(
     before = list_tags(registry.url, seeded.repo)
     plan = run_cli(
         "plan",
-        "--registry",
-        registry.url,
-        "--repo",
-        "team/app",
-        "--match",
-        "alpha",
-        "--keep",
-        "10",
+        *policy_args(registry.url),
         "--json",
         str(tmp_path / "plan.json"),
     )
     dry = run_cli(
         "prune",
         "--dry-run",
-        "--registry",
-        registry.url,
-        "--repo",
-        "team/app",
-        "--match",
-        "alpha",
-        "--keep",
-        "10",
+        *policy_args(registry.url),
         "--json",
         str(tmp_path / "dry.json"),
     )
@@ -136,14 +109,7 @@ def test_delete_disabled_stops_before_any_delete_and_names_the_fix(
     before = list_tags(registry.url, seeded.repo)
     result = run_cli(
         "prune",
-        "--registry",
-        registry.url,
-        "--repo",
-        "team/app",
-        "--match",
-        "alpha",
-        "--keep",
-        "10",
+        *policy_args(registry.url),
         "--json",
         str(tmp_path / "r.json"),
     )
