@@ -66,8 +66,10 @@ def main() -> int:
                     "--console-log": str(console),
                     "--disk": f"path:{registry.storage}",
                     "--min-free": "20%",
+                    # GC only while the registry is stopped: no push can race the sweep.
+                    "--stop-cmd": registry.ctl("stop"),
                     "--gc-cmd": registry.gc_command(),
-                    "--restart-cmd": registry.ctl("restart"),
+                    "--start-cmd": registry.ctl("start"),
                     "--push-cmd": layout.push_command(failed_tag, registry.host, REPO),
                     "--json": str(report),
                 }

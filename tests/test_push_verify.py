@@ -63,7 +63,7 @@ def test_without_a_restart_the_broken_push_is_caught(
     old_build_pruned_and_collected: tuple[DiskFullRegistry, OciLayout], tmp_path: Path
 ) -> None:
     registry, layout = old_build_pruned_and_collected
-    code, report = recover(registry, layout, tmp_path)
+    code, report = recover(registry, layout, tmp_path, "--allow-live-gc")
     assert code == 11
     assert report["outcome"] == "push-failed"
     push = report["push"]
@@ -79,7 +79,7 @@ def test_with_a_restart_recover_pushes_again_and_the_image_is_whole(
     old_build_pruned_and_collected: tuple[DiskFullRegistry, OciLayout], tmp_path: Path
 ) -> None:
     registry, layout = old_build_pruned_and_collected
-    code, report = recover(registry, layout, tmp_path, "--restart-cmd", registry.ctl("restart"))
+    code, report = recover(registry, layout, tmp_path, "--allow-live-gc", "--restart-cmd", registry.ctl("restart"))
     assert code == 0, report
     assert report["push_succeeded"] is True
     with open_client(registry.url) as client:

@@ -42,7 +42,8 @@ def recover(full_disk: FullDisk, report: Path, *extra: str, env: dict[str, str] 
     """``recover`` on the full registry with the policy every test here shares: keep the newest 5 alphas."""
     registry = full_disk.registry
     policy = ("--registry", registry.url, "--repo", REPO, "--match", "alpha", "--keep", "5")
-    return run_cli("recover", *policy, "--gc-cmd", registry.gc_command(), "--json", str(report), *extra, env=env)
+    gc = ("--gc-cmd", registry.gc_command(), "--stop-cmd", registry.ctl("stop"), "--start-cmd", registry.ctl("start"))
+    return run_cli("recover", *policy, *gc, "--json", str(report), *extra, env=env)
 
 
 def full_recovery_flags(full_disk: FullDisk) -> tuple[str, ...]:
@@ -53,8 +54,6 @@ def full_recovery_flags(full_disk: FullDisk) -> tuple[str, ...]:
         full_disk.layout.push_command(full_disk.failed_tag, registry.host, REPO),
         "--push-backoff",
         "0.2",
-        "--restart-cmd",
-        registry.ctl("restart"),
         "--disk",
         f"path:{registry.storage}",
         "--min-free",
@@ -196,7 +195,7 @@ def test_a_failed_gc_still_retries_the_push_once_the_restart_ran(
     result = run_cli(
         "recover", "--force", "--registry", registry.url, *seed.policy,
         "--gc-cmd", "echo 'no space left on device' >&2; exit 1",
-        "--restart-cmd", f"touch {restarted}",
+        "--readonly-cmd", "true", "--restart-cmd", f"touch {restarted}",
         "--push-cmd", f"touch {pushed}",
         "--json", str(report_path),
     )  # fmt: skip

@@ -94,13 +94,14 @@ def audit_file_for(tmp_path: Path, url: str) -> Path:
 
 def arguments(command: str, setup: Setup, report: Path, slack: FakeSlack | None) -> list[str]:
     policy = ["--registry", setup.url, "--repo", "team/app", "--match", "alpha", "--keep", "10"]
+    registry_flags = ["--registry", setup.url, "--health-timeout", "1"]
     per_command = {
         "plan": ["plan", *policy],
         "prune": ["prune", *policy],
         "usage": ["usage", "--registry", setup.url],
         "recover": ["recover", "--force", *policy, *(["--slack-webhook", slack.webhook_url] if slack else [])],
         "restore": ["restore", "--from", str(setup.audit_file), "--registry", setup.url],
-        "gc": ["gc", "--gc-cmd", "true", "--restart-cmd", "true", "--registry", setup.url, "--health-timeout", "1"],
+        "gc": ["gc", "--gc-cmd", "true", "--readonly-cmd", "true", "--restart-cmd", "true", *registry_flags],
         "classify": ["classify", "--jenkins-url", setup.url, "--jenkins-build", "app#1"],
     }
     return [*per_command[command], *setup.extra, "--json", str(report)]
@@ -208,7 +209,7 @@ def test_sigterm_mid_run_is_reported(
         if command == "gc":
             words[words.index("--gc-cmd") + 1] = "kill -TERM $PPID; sleep 0.3"  # $PPID: registry-prune itself
         if command == "recover":
-            words.extend(["--gc-cmd", "true", "--restart-cmd", "true"])
+            words.extend(["--gc-cmd", "true", "--readonly-cmd", "true", "--restart-cmd", "true"])
         process = subprocess.Popen(
             [sys.executable, "-m", "pipeline_step", *words],
             stdout=subprocess.PIPE,

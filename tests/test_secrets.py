@@ -260,7 +260,8 @@ def test_recover_with_slack_and_jenkins_leaks_nothing_anywhere(
         result = run_cli(
             "-vv", "recover", "--registry", server.url, "--username", USER, *seed.policy,
             "--jenkins-build", "team/app#41", "--jenkins-url", jenkins.url, "--jenkins-user", fake_jenkins.USER,
-            "--jenkins-describe", "--gc-cmd", gc_command(server), "--slack-webhook", slack.webhook_url,
+            "--jenkins-describe", "--gc-cmd", gc_command(server), "--allow-live-gc",
+            "--slack-webhook", slack.webhook_url,
             "--audit-dir", str(tmp_path / "audit"), "--json", str(report), "--no-progress",
             env={
                 "REGISTRY_PASSWORD": PASSWORD,

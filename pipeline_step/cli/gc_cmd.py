@@ -20,20 +20,25 @@ from pipeline_step.reports.gc import GcReport, gc_section
 from pipeline_step.support.redact import redact
 
 DESCRIPTION = """\
-Run the registry's garbage collection with the operator's commands, in this
-order: --readonly-cmd (optional), --gc-cmd, then --restart-cmd (always, even
-after a failure, so the registry never stays read-only and its stale blob
-cache is dropped). Measures free space before and after with --disk.
+Run the registry's garbage collection with the operator's commands, behind a
+guard, because GC must never run while the registry accepts pushes:
+--readonly-cmd, --gc-cmd, --restart-cmd (read-only mode), or --stop-cmd,
+--gc-cmd, --start-cmd (the registry stopped). The closing command always runs,
+even after a failure, so the registry never stays read-only or stopped and its
+stale blob cache is dropped. --allow-live-gc runs GC unguarded and says what it
+risks. Measures free space before and after with --disk.
 
-Run API prunes *before* --readonly-cmd: a read-only registry refuses DELETE.
+Run API prunes *before* the guard: a read-only registry refuses DELETE.
 Garbage collection closes the undo window: `restore` cannot bring pruned tags
 back afterwards."""
 
 EPILOG = """\
-example:
+example (the registry in a Docker container named registry, as in `docker run registry:2`):
+  GC='docker run --rm --volumes-from registry registry:2 garbage-collect /etc/docker/registry/config.yml'
   registry-prune gc --registry https://reg:5000 --disk 'command:ssh reg df -PB1 /var/lib/registry' \\
-      --gc-cmd 'ssh reg docker exec registry bin/registry garbage-collect /etc/docker/registry/config.yml' \\
-      --restart-cmd 'ssh reg docker restart registry' --predicted-from prune.json"""
+      --stop-cmd 'ssh reg docker stop registry' \\
+      --gc-cmd "ssh reg $GC" \\
+      --start-cmd 'ssh reg docker start registry' --predicted-from prune.json"""
 
 
 REPORT = GcReport

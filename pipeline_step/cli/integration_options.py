@@ -169,18 +169,35 @@ def min_free_from_args(args: argparse.Namespace) -> FreeSpaceThreshold:
 
 
 def add_gc_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    group = parser.add_argument_group("garbage collection")
+    group = parser.add_argument_group(
+        "garbage collection",
+        "GC runs only while the registry is read-only (--readonly-cmd, then --restart-cmd) or stopped "
+        "(--stop-cmd, then --start-cmd), unless --allow-live-gc. Guard commands repeat, one per replica.",
+    )
     group.add_argument(
         "--gc-cmd",
         metavar="CMD",
         required=required,
-        help="runs `registry garbage-collect CONFIG` where the registry is",
+        help="runs `registry garbage-collect CONFIG` where the registry's storage is",
     )
-    group.add_argument("--restart-cmd", metavar="CMD", help="restarts the registry (drops its stale blob cache)")
     group.add_argument(
         "--readonly-cmd",
         metavar="CMD",
+        action="append",
         help="puts the registry into storage.maintenance.readonly before GC (needs --restart-cmd)",
+    )
+    group.add_argument(
+        "--restart-cmd",
+        metavar="CMD",
+        action="append",
+        help="restarts the registry after GC: leaves read-only mode and drops its stale blob cache",
+    )
+    group.add_argument("--stop-cmd", metavar="CMD", action="append", help="stops the registry before GC")
+    group.add_argument("--start-cmd", metavar="CMD", action="append", help="starts the registry again after GC")
+    group.add_argument(
+        "--allow-live-gc",
+        action="store_true",
+        help="garbage-collect a registry that accepts pushes (unsafe: a concurrent push can end up broken)",
     )
     group.add_argument(
         "--delete-untagged",
@@ -196,18 +213,36 @@ def add_gc_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
+GC_FLAGS = ("gc_cmd", "readonly_cmd", "restart_cmd", "stop_cmd", "start_cmd")
+
+
 def gc_from_args(args: argparse.Namespace) -> GcCommands | None:
-    """The GC commands, or None without --gc-cmd."""
-    for flag in ("gc_cmd", "restart_cmd", "readonly_cmd"):
+    """The GC commands, or None without --gc-cmd (then no guard flag may be given)."""
+    for flag in GC_FLAGS:
         value = getattr(args, flag)
-        if value is not None and not value.strip():
-            raise UsageError(f"--{flag.replace('_', '-')}: is empty", hint="give the shell command to run")
-    if args.readonly_cmd and not args.restart_cmd:
-        raise UsageError(
-            "--readonly-cmd needs --restart-cmd", hint="without a restart the registry would stay read-only after GC"
-        )
+        for command in value if isinstance(value, list) else [value]:
+            if command is not None and not command.strip():
+                raise UsageError(f"--{flag.replace('_', '-')}: is empty", hint="give the shell command to run")
     if not args.gc_cmd:
+        given = [f"--{flag.replace('_', '-')}" for flag in GC_FLAGS[1:] if getattr(args, flag)]
+        if args.readonly_cmd or args.stop_cmd or args.start_cmd:
+            raise UsageError(f"{given[0]} needs --gc-cmd", hint="it guards garbage collection, which needs --gc-cmd")
         return None
     return GcCommands(
-        args.gc_cmd, restart=args.restart_cmd, readonly=args.readonly_cmd, delete_untagged=args.delete_untagged
+        args.gc_cmd,
+        restart=tuple(args.restart_cmd or ()),
+        readonly=tuple(args.readonly_cmd or ()),
+        stop=tuple(args.stop_cmd or ()),
+        start=tuple(args.start_cmd or ()),
+        allow_live=args.allow_live_gc,
+        delete_untagged=args.delete_untagged,
     )
+
+
+def gc_commands(args: argparse.Namespace) -> list[str]:
+    """Every GC-related command the flags give, for secret scanning."""
+    found: list[str] = []
+    for flag in GC_FLAGS:
+        value = getattr(args, flag, None)
+        found.extend(value if isinstance(value, list) else [value] if value else [])
+    return found

@@ -36,11 +36,12 @@ blames the agent's own disk, credentials or the network exits 10 and deletes
 nothing. Garbage collection closes the undo window of `restore`."""
 
 EPILOG = """\
-example:
+example (the registry in a Docker container named registry, as in `docker run registry:2`):
+  GC='docker run --rm --volumes-from registry registry:2 garbage-collect /etc/docker/registry/config.yml'
   registry-prune recover --registry https://reg:5000 --repo 'team/*' --match alpha --keep 5 \\
       --console-log build.log --disk 'command:ssh reg df -PB1 /var/lib/registry' --min-free 20% --min-keep 2 \\
-      --gc-cmd 'ssh reg docker exec registry bin/registry garbage-collect /etc/docker/registry/config.yml' \\
-      --restart-cmd 'ssh reg docker restart registry' \\
+      --stop-cmd 'ssh reg docker stop registry' --start-cmd 'ssh reg docker start registry' \\
+      --gc-cmd "ssh reg $GC" \\
       --push-cmd 'docker push reg:5000/team/app:3.3.0-alpha.74' --json recover.json"""
 
 
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
     if slack is not None:
         invocation.hooks.append(lambda report: _send_slack(slack, report))
     invocation.hooks.append(lambda report: _describe_build(args, report))
-    for command in (args.push_cmd, args.gc_cmd, args.restart_cmd, args.readonly_cmd):
+    for command in (args.push_cmd, *integration_options.gc_commands(args)):
         if command and "://" in command and "@" in command.split("://", 1)[1].split("/", 1)[0]:
             register_secret(command.split("://", 1)[1].split("@", 1)[0])  # user:password@ in a URL
     human = sys.stderr if args.json == "-" else sys.stdout

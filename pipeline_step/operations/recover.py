@@ -414,13 +414,13 @@ class Recoverer:
         if not recovery.push.succeeded or settings.image is None:
             return
         verify = verify_image(self.client, settings.image)
-        if not verify.ok and settings.gc is not None and settings.gc.restart:
+        if not verify.ok and settings.gc is not None and settings.gc.restarts():
             # A stale blob cache let the client skip a layer: restart drops the cache, then push again.
             self.echo(
                 f"verify: {settings.image} is broken ({'; '.join(verify.problems[:3])}); "
                 "restarting the registry and pushing again"
             )
-            run_restart(settings.gc.restart, echo=self.echo, wait_healthy=self._wait_healthy)
+            run_restart(settings.gc, echo=self.echo, wait_healthy=self._wait_healthy)
             again = run_push(settings.push_command, attempts=1, echo=self.echo)
             recovery.push.attempts.extend(again.attempts)
             recovery.push.succeeded = again.succeeded

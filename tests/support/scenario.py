@@ -172,8 +172,14 @@ class DiskFullRegistry:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def ctl(self, action: str) -> str:
-        """The shell command that starts/stops/restarts this registry (for --restart-cmd)."""
+    @property
+    def readonly_config(self) -> Path:
+        return self.workdir / "config-readonly.yml"
+
+    def ctl(self, action: str, *, readonly: bool = False) -> str:
+        """The shell command that starts/stops/restarts this registry (for --restart-cmd, --stop-cmd...);
+        with ``readonly`` it (re)starts in storage.maintenance.readonly mode (for --readonly-cmd)."""
+        config = self.readonly_config if readonly else self.config
         return shlex.join(
             [
                 sys.executable,
@@ -181,7 +187,7 @@ class DiskFullRegistry:
                 "tests.support.registryctl",
                 action,
                 "--config",
-                str(self.config),
+                str(config),
                 "--pidfile",
                 str(self.pidfile),
                 "--log",
@@ -195,21 +201,20 @@ class DiskFullRegistry:
     def __enter__(self) -> DiskFullRegistry:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.disk = SmallDisk(self.storage, self.size_mib).__enter__()
-        self.config.write_text(
-            yaml.safe_dump(
-                {
-                    "version": 0.1,
-                    "log": {"level": "warn", "accesslog": {"disabled": True}},
-                    "storage": {
-                        "filesystem": {"rootdirectory": str(self.storage)},
-                        "delete": {"enabled": True},
-                        "cache": {"blobdescriptor": "inmemory"},
-                        "maintenance": {"uploadpurging": {"enabled": False}},
-                    },
-                    "http": {"addr": self.host, "secret": "registry-prune-scenario"},
-                }
-            )
-        )
+        for path, readonly in ((self.config, False), (self.readonly_config, True)):
+            maintenance = {"uploadpurging": {"enabled": False}, "readonly": {"enabled": readonly}}
+            document = {
+                "version": 0.1,
+                "log": {"level": "warn", "accesslog": {"disabled": True}},
+                "storage": {
+                    "filesystem": {"rootdirectory": str(self.storage)},
+                    "delete": {"enabled": True},
+                    "cache": {"blobdescriptor": "inmemory"},
+                    "maintenance": maintenance,
+                },
+                "http": {"addr": self.host, "secret": "registry-prune-scenario"},
+            }
+            path.write_text(yaml.safe_dump(document))
         start(self.config, self.pidfile, self.log)
         return self
 
