@@ -11,9 +11,12 @@ Map defaults() {
     channel: null,
     image: null,                       // pushCommand defaults to `docker push IMAGE`
     pushCommand: null,
-    gcCommand: null,
+    gcCommand: null,                   // GC runs only behind a guard: readonly + restart, or stop + start
     restartCommand: null,
     readonlyCommand: null,
+    stopCommand: null,
+    startCommand: null,
+    allowLiveGc: false,                // GC on a registry that accepts pushes: unsafe, say so explicitly
     disk: null,
     minFree: null,
     consoleLog: null,                  // null: this build's log; a path: that file; false: none
@@ -47,6 +50,11 @@ def call(Map config = [:]) {
   support.addOption(args, '--gc-cmd', cfg.gcCommand)
   support.addOption(args, '--readonly-cmd', cfg.readonlyCommand)
   support.addOption(args, '--restart-cmd', cfg.restartCommand)
+  support.addOption(args, '--stop-cmd', cfg.stopCommand)
+  support.addOption(args, '--start-cmd', cfg.startCommand)
+  if (cfg.allowLiveGc == true) {
+    args.add('--allow-live-gc')
+  }
   support.addOption(args, '--disk', cfg.disk)
   support.addOption(args, '--min-free', cfg.minFree)
   support.addOption(args, '--console-log', consoleLog)

@@ -232,6 +232,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
     caBundle: '/etc/ssl/reg ca.pem', slackTokenCredentialsId: 'bot', channel: '#ci alerts',
     pushCommand: 'docker push "$IMAGE" && echo pushed', gcCommand: "ssh reg 'registry garbage-collect /etc/r.yml'",
     restartCommand: 'ssh reg docker restart registry', readonlyCommand: 'ssh reg enable-readonly',
+    stopCommand: 'ssh reg docker stop registry', startCommand: 'ssh reg docker start registry', allowLiveGc: true,
     disk: 'command:ssh reg df -PB1 /var/lib/registry', minFree: '10%', reportFile: 'out/report.json', dryRun: true, force: true,
     install: false,
   ])
@@ -243,6 +244,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
     '--order', 'created', '--older-than', '14d', '--ca-bundle', '/etc/ssl/reg ca.pem', '--min-keep', '2',
     '--push-cmd', 'docker push "$IMAGE" && echo pushed', '--gc-cmd', "ssh reg 'registry garbage-collect /etc/r.yml'",
     '--readonly-cmd', 'ssh reg enable-readonly', '--restart-cmd', 'ssh reg docker restart registry',
+    '--stop-cmd', 'ssh reg docker stop registry', '--start-cmd', 'ssh reg docker start registry', '--allow-live-gc',
     '--disk', 'command:ssh reg df -PB1 /var/lib/registry', '--min-free', '10%', '--console-log', 'registry-prune-console.log',
     '--json', 'out/report.json', '--slack-channel', '#ci alerts', '--dry-run', '--force',
   ]
