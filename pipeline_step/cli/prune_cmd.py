@@ -10,7 +10,7 @@ from pipeline_step.cli import options, output, targets
 from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.execution.audit import AuditLog
+from pipeline_step.execution.audit import AuditLog, default_audit_dir, latest_intents
 from pipeline_step.operations.prune import prune
 from pipeline_step.reports.prune import PruneReport, build_prune_report
 from pipeline_step.support.redact import redact
@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Prun
                 progress=runtime.progress(args),
                 stop=runtime.stop,
                 audit=audit,
+                history=lambda: latest_intents(configuration.settings.audit_dir or default_audit_dir(), target.label),
             )
         audit_log = str(audit.path) if audit is not None and audit.intents else None
         if audit_log is not None:

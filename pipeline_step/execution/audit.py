@@ -184,3 +184,24 @@ def read_audit(path: Path) -> Iterator[AuditedDeletion]:
             time=record.get("time", ""),
             status=outcomes.get(key),
         )
+
+
+def latest_intents(directory: Path, registry: str, *, files: int = 200) -> dict[tuple[str, str], AuditedDeletion]:
+    """(repository, tag) -> the newest undo record naming that tag, over the newest ``files`` logs
+    written for ``registry``. A rerun uses it to finish a deletion its predecessor was killed in."""
+    found: dict[tuple[str, str], AuditedDeletion] = {}
+    try:
+        logs = sorted(directory.glob("*.jsonl"))[-files:]
+    except OSError:
+        return found
+    for path in logs:  # oldest first, so newer records win
+        try:
+            deletions = list(read_audit(path))
+        except UsageError as exc:
+            log.warning("skipping audit log %s: %s", path, exc)
+            continue
+        for deletion in deletions:
+            if deletion.registry == registry:
+                for tag in deletion.tags:
+                    found[(deletion.repository, tag)] = deletion
+    return found

@@ -79,6 +79,19 @@ class Deleter(Protocol):
 
     def delete(self, step: DeleteStep) -> DeleteResult: ...
 
+    def remove_ghost(self, repository: str, tag: str) -> bool:
+        """Remove a tag listed without a link; False when it is not (or no longer) such a ghost."""
+        ...
+
+    def tidy(self, repository: str) -> None:
+        """Finish what an interrupted run left half done (e.g. moved-out tag directories)."""
+        ...
+
+    def reinstate(self, repository: str, digest: str, manifest: bytes, media_type: str) -> bool:
+        """Put back a manifest whose deletion was cut short (its tags still listed), so it can be
+        planned again; False where the backend repairs such tags itself (direct mode)."""
+        ...
+
 
 class AuditSink(Protocol):
     """Records a deletion's undo information before the DELETE is sent."""
@@ -91,6 +104,7 @@ class AuditSink(Protocol):
 @dataclass
 class ExecutionResult:
     outcomes: list[StepOutcome] = field(default_factory=list)
+    repaired: list[tuple[str, str]] = field(default_factory=list)  # (repository, ghost tag) removed
     fatal: PruneError | None = None
     interrupted: bool = False
 
@@ -124,7 +138,7 @@ class Executor:
         self._recorded: set[tuple[str, str]] = set()
 
     def run(self, plans: Iterable[tuple[RepositoryPlan, RepositoryInventory]]) -> ExecutionResult:
-        pending = [(plan, inventory) for plan, inventory in plans if plan.steps]
+        pending = [(plan, inventory) for plan, inventory in plans if plan.steps or plan.repairs]
         for plan, inventory in pending:
             if self._halted():
                 self._mark_not_attempted(plan.steps)
@@ -146,10 +160,24 @@ class Executor:
                 batch = list(phase_steps)
                 run_bounded(batch, self._execute, workers=self.concurrency, stop=self._halted)
                 self._mark_not_attempted([s for s in batch if (s.repository, s.digest) not in self._recorded])
+            self._repair(plan)
         self._result.interrupted = self.stop.is_set()
         return self._result
 
     # -- internals ---------------------------------------------------------
+
+    def _repair(self, plan: RepositoryPlan) -> None:
+        """Ghost tags, then the leftovers of interrupted runs: nothing here touches a manifest."""
+        if self._halted():
+            return
+        try:
+            for tag in plan.repairs:
+                if self.deleter.remove_ghost(plan.repository, tag):
+                    log.warning("%s:%s: removed a ghost tag (listed without its link)", plan.repository, tag)
+                    self._result.repaired.append((plan.repository, tag))
+            self.deleter.tidy(plan.repository)
+        except PruneError as exc:
+            self._halt(exc)
 
     def _halted(self) -> bool:
         return self.stop.is_set() or self._abort.is_set()

@@ -8,17 +8,20 @@ out once, from the plan and what the executor did (:meth:`PruneRun.outcome`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pipeline_step.backends.base import Backend
 from pipeline_step.errors import AuthenticationError, ExitCode
+from pipeline_step.execution.audit import AuditedDeletion
 from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executor, Status, StepOutcome
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.planning.build import Plan, build_plan
 from pipeline_step.planning.planner import Action
 from pipeline_step.planning.reclaim import predict_catalog_reclaim
 from pipeline_step.policy.config import Configuration
+from pipeline_step.registry.digest import short
 from pipeline_step.support.progress import ProgressFactory, null_progress
 from pipeline_step.support.units import format_bytes, plural
 
@@ -33,6 +36,7 @@ class Tally:
     failed: int = 0
     not_attempted: int = 0
     manifests_deleted: int = 0
+    repaired: int = 0  # ghost tags removed (or, in a dry run, to remove)
 
 
 def _tags(outcomes: list[StepOutcome]) -> int:
@@ -57,7 +61,8 @@ class PruneRun:
         execution = self.execution
         if execution is None:
             deleted = sum(1 for p in self.plan.repositories for d in p.deletions if d.tag is not None)
-            return Tally(deleted=deleted, kept=kept, manifests_deleted=self.plan.step_count)
+            repairs = sum(len(p.repairs) for p in self.plan.repositories)
+            return Tally(deleted=deleted, kept=kept, manifests_deleted=self.plan.step_count, repaired=repairs)
         return Tally(
             deleted=_tags(execution.by_status(Status.DELETED) + execution.by_status(Status.ALREADY_GONE)),
             kept=kept,
@@ -65,6 +70,7 @@ class PruneRun:
             failed=_tags(execution.by_status(Status.FAILED)),
             not_attempted=_tags(execution.by_status(Status.NOT_ATTEMPTED)),
             manifests_deleted=len(execution.by_status(Status.DELETED)),
+            repaired=len(execution.repaired),
         )
 
     @property
@@ -92,8 +98,9 @@ class PruneRun:
         predicted = f"; garbage collection would free about {format_bytes(reclaim.bytes)}" if reclaim else ""
         if self.execution is None:
             mode = "plan" if self.command == "plan" else "dry run"
+            repairs = f", {plural(s.repaired, 'ghost tag')} to repair" if s.repaired else ""
             return (
-                f"{mode}: {plural(s.deleted, 'tag')} to delete ({plural(s.manifests_deleted, 'manifest')}), "
+                f"{mode}: {plural(s.deleted, 'tag')} to delete ({plural(s.manifests_deleted, 'manifest')}){repairs}, "
                 f"{s.kept} kept {where}{predicted}. Nothing was changed."
             )
         parts = [f"deleted {plural(s.deleted, 'tag')} ({plural(s.manifests_deleted, 'manifest')})", f"kept {s.kept}"]
@@ -103,6 +110,8 @@ class PruneRun:
             parts.append(f"FAILED {s.failed}")
         if s.not_attempted:
             parts.append(f"not attempted {s.not_attempted}")
+        if s.repaired:
+            parts.append(f"repaired {plural(s.repaired, 'ghost tag')}")
         text = f"prune {name}: " + ", ".join(parts) + f" {where}{predicted}."
         if s.manifests_deleted:
             text += " Run garbage collection to free the disk space (registry-prune gc)."
@@ -130,6 +139,27 @@ def _prediction_note(plan: Plan, *, direct: bool, unreadable: str = "") -> str |
     return f"reclaim prediction ({format_bytes(reclaim.bytes)} in {plural(reclaim.blobs, 'blob')}): {scope}"
 
 
+def interrupted_deletions(plan: Plan, history: Mapping[tuple[str, str], AuditedDeletion]) -> list[AuditedDeletion]:
+    """Deletions an earlier run was killed in: tags still listed, resolving to nothing, whose
+    manifest the undo log holds. The registry's own DELETE removes the manifest's revision before
+    its tags, so a DELETE cut short by the client's death leaves exactly these."""
+    found: dict[tuple[str, str], AuditedDeletion] = {}
+    for inventory in plan.inventories.values():
+        for tag in sorted(inventory.vanished):
+            deletion = history.get((inventory.name, tag))
+            if deletion is not None:
+                found.setdefault((deletion.repository, deletion.digest), deletion)
+    return list(found.values())
+
+
+def describe_interrupted(deletion: AuditedDeletion) -> str:
+    tags = ", ".join(deletion.tags)
+    return (
+        f"an interrupted deletion: {deletion.repository}@{short(deletion.digest)} ({tags}) was half deleted; "
+        "its manifest is put back from the undo log so its tags resolve again, then it is planned anew"
+    )
+
+
 def prune(
     backend: Backend,
     configuration: Configuration,
@@ -141,19 +171,37 @@ def prune(
     progress: ProgressFactory = null_progress,
     stop: threading.Event | None = None,
     audit: AuditSink | None = None,
+    history: Callable[[], Mapping[tuple[str, str], AuditedDeletion]] | None = None,
 ) -> PruneRun:
     """Plan every selected repository and, unless ``dry_run``, delete what the plan says.
+
+    ``history`` reads the undo records of earlier runs (``latest_intents``), only when some tag
+    resolves to nothing: it lets a run finish a deletion an earlier run was killed in.
 
     ``predict`` is ``catalog`` to check the reclaim prediction against every
     repository of the catalog (exact), or ``selected`` (an upper bound).
     """
     started = datetime.now(timezone.utc)
     stop = stop or threading.Event()
-    plan = build_plan(
-        backend, configuration, registry=backend.label, repositories=repositories, progress=progress, stop=stop
-    )
+
+    def planned() -> Plan:
+        return build_plan(
+            backend, configuration, registry=backend.label, repositories=repositories, progress=progress, stop=stop
+        )
+
+    plan = planned()
+    notes: list[str] = []
+    vanished = any(inventory.vanished for inventory in plan.inventories.values())
+    interrupted = interrupted_deletions(plan, history()) if vanished and history is not None else []
+    if interrupted and dry_run:
+        notes.extend(f"would finish {describe_interrupted(d)}" for d in interrupted)
+    elif interrupted:
+        for deletion in interrupted:
+            if backend.reinstate(deletion.repository, deletion.digest, deletion.manifest, deletion.media_type):
+                notes.append(f"finished {describe_interrupted(deletion)}")
+        plan = planned()  # its tags resolve again: plan them like any other
     execution: ExecutionResult | None = None
-    if not dry_run and plan.step_count:
+    if not dry_run and (plan.step_count or any(p.repairs for p in plan.repositories)):
         bar = progress("delete", plan.step_count)
 
         def advance(_: StepOutcome) -> None:
@@ -168,7 +216,7 @@ def prune(
             bar.close()
     elif not dry_run:
         execution = ExecutionResult()
-    run = PruneRun(command, dry_run, plan, execution, started)
+    run = PruneRun(command, dry_run, plan, execution, started, notes)
     unreadable = ""
     if predict == "catalog" and plan.step_count and not stop.is_set():
         try:

@@ -22,6 +22,7 @@ class RepositoryInventory:
     tags: dict[str, str] = field(default_factory=dict)
     unresolved: dict[str, str] = field(default_factory=dict)
     vanished: set[str] = field(default_factory=set)  # listed, then 404: no digest to protect
+    ghosts: set[str] = field(default_factory=set)  # direct mode: tag directories left without a link, long enough ago
     manifests: dict[str, Manifest] = field(default_factory=dict)
     created: dict[str, datetime | None] = field(default_factory=dict)  # digest -> created, when asked for
     untagged: set[str] = field(default_factory=set)  # revisions without tags (direct mode only)

@@ -17,6 +17,8 @@ Rules, in order:
    kept still references them, so the space is really freed.
 8. If any tag of the repository could not be resolved, nothing in it is
    deleted: that tag might share a digest with a deletion.
+9. A ghost tag (direct mode: a tag directory left without its link by an
+   interrupted delete) is removed, so the registry stops listing it.
 
 Every decision carries its reason.
 """
@@ -32,10 +34,13 @@ from pipeline_step.policy.config import RetentionPolicy
 from pipeline_step.policy.versions import version_key
 from pipeline_step.support.units import format_duration
 
+GHOST_REASON = "ghost tag: listed, but it resolves to nothing (left by an interrupted delete); its directory is removed"
+
 
 class Action(str, Enum):
     DELETE = "delete"
     KEEP = "keep"
+    REPAIR = "repair"  # a ghost tag (listed, no link) is removed; no manifest is touched
 
 
 class Phase(int, Enum):
@@ -74,6 +79,7 @@ class RepositoryPlan:
     policy: RetentionPolicy
     decisions: list[Decision] = field(default_factory=list)
     steps: list[DeleteStep] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)  # ghost tags to remove
     blocked: str | None = None  # why nothing is deleted here, when that was forced
 
     @property
@@ -197,6 +203,10 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
             plan.decisions.append(Decision(repo, tag, digest, Action.KEEP, keep_reason[tag]))
 
     plan.steps = _delete_steps(inventory, delete_reason, kept_digest_owner, kept_by_index)
+    # Rule 9: a ghost tag names no manifest, so it protects nothing; removing it only repairs the listing.
+    for tag in sorted(inventory.ghosts):
+        plan.repairs.append(tag)
+        plan.decisions.append(Decision(repo, tag, None, Action.REPAIR, GHOST_REASON))
     for step in plan.steps:
         if step.phase is Phase.ORPHAN_CHILD:
             plan.decisions.append(Decision(repo, None, step.digest, Action.DELETE, step.reason))

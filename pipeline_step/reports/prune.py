@@ -28,7 +28,7 @@ class Entry:
     reason: str
 
 
-ENTRY_LISTS = ("deleted", "kept", "skipped", "failed", "not_attempted")
+ENTRY_LISTS = ("deleted", "kept", "skipped", "failed", "not_attempted", "repaired")
 
 
 class RepositorySummary(BaseModel):
@@ -47,6 +47,7 @@ class Summary(BaseModel):
     failed: int = 0
     not_attempted: int = 0
     manifests_deleted: int = 0
+    repaired: int = 0  # ghost tags removed (or, in a dry run, to remove)
 
 
 class PruneReport(Report):
@@ -64,6 +65,7 @@ class PruneReport(Report):
     skipped: list[Entry] = Field(default_factory=list)
     failed: list[Entry] = Field(default_factory=list)
     not_attempted: list[Entry] = Field(default_factory=list)
+    repaired: list[Entry] = Field(default_factory=list)  # ghost tags: listed without a link, removed
 
     STREAMED: ClassVar[tuple[str, ...]] = ENTRY_LISTS
 
@@ -98,6 +100,7 @@ def build_prune_report(
         notes=list(run.notes),
         summary=Summary(**{name: getattr(tally, name) for name in Summary.model_fields}),
     )
+    repaired = set(execution.repaired) if execution is not None else set()
     for repo_plan in plan.repositories:
         report.repositories.append(
             RepositorySummary(
@@ -115,6 +118,9 @@ def build_prune_report(
             )
             if decision.action is Action.KEEP:
                 report.kept.append(entry)
+            elif decision.action is Action.REPAIR:
+                if execution is None or (decision.repository, decision.tag) in repaired:
+                    report.repaired.append(entry)
             elif execution is None:
                 report.deleted.append(entry)
     if execution is not None:

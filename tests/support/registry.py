@@ -107,11 +107,12 @@ class RegistryServer:
         self.config_path.write_text(yaml.safe_dump(self.config()))
         return self.config_path
 
-    def start(self, timeout: float = 15.0) -> RegistryServer:
+    def start(self, timeout: float = 15.0, *, same_port: bool = False) -> RegistryServer:
         binary = registry_binary()
         last_error = ""
         for _ in range(3):  # a freshly picked port can be taken in between; pick again
-            self.port = free_port()
+            if not (same_port and self.port):
+                self.port = free_port()
             self.write_config()
             self.log_path = self.workdir / f"registry-{self.port}.log"
             log = self.log_path.open("wb")
@@ -159,12 +160,13 @@ class RegistryServer:
                 self.process.wait()
         self.process = None
 
-    def restart(self, **changes: Any) -> RegistryServer:
-        """Stop, apply attribute ``changes`` (e.g. delete_enabled=False), start on a new port."""
+    def restart(self, *, same_port: bool = False, **changes: Any) -> RegistryServer:
+        """Stop, apply attribute ``changes`` (e.g. delete_enabled=False), start (on a new port unless
+        ``same_port``: then the registry's URL, which audit logs and locks name, stays the same)."""
         self.stop()
         for key, value in changes.items():
             setattr(self, key, value)
-        return self.start()
+        return self.start(same_port=same_port)
 
     def garbage_collect(self, *extra: str) -> subprocess.CompletedProcess[str]:
         self.write_config()

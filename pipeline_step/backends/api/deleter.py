@@ -39,6 +39,16 @@ class ApiDeleter:
     def manifest_bytes(self, repository: str, digest: str) -> bytes:
         return self.client.get_manifest(repository, digest).raw
 
+    def remove_ghost(self, repository: str, tag: str) -> bool:
+        return False  # through the API a ghost is a 404; only direct mode can repair it
+
+    def tidy(self, repository: str) -> None:
+        return None
+
+    def reinstate(self, repository: str, digest: str, manifest: bytes, media_type: str) -> bool:
+        self.client.put_manifest(repository, digest, manifest, media_type)
+        return True
+
     def delete(self, step: DeleteStep) -> DeleteResult:
         try:
             return self.client.delete_manifest(step.repository, step.digest)

@@ -15,7 +15,11 @@ re-reading each ``current/link`` just before removing the directory. The end
 state is the same tree; tests/test_storage_mode.py compares the two. We untag
 before clearing the revision: a crash in between then leaves an untagged
 revision (harmless, pruned by ``garbage-collect --delete-untagged``) instead of
-tags that answer 404. Blobs are never touched.
+tags that answer 404. A tag directory leaves in one atomic rename into the
+repository's trash (then is removed there), so a kill at any moment leaves the
+tag either whole or gone, never listed without its link; the next run empties
+the trash and repairs such "ghost" tags left by older versions or other
+tools. Blobs are never touched.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import uuid
 from typing import Iterator
 
-from pipeline_step.backends.filesystem.layout import PERMISSION_HINT, StorageLayout, StorageLayoutError
+from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, PERMISSION_HINT, StorageLayout, StorageLayoutError
 from pipeline_step.backends.filesystem.source import read_manifest
 from pipeline_step.errors import DeleteDisabledError
 from pipeline_step.planning.planner import DeleteStep
@@ -93,10 +98,41 @@ class StorageDeleter:
         with _access(f"delete {step.repository}@{step.digest}"):
             for tag in step.tags:
                 if layout.tag_digest(step.repository, tag) == step.digest:
-                    _remove_tree(layout.tag_dir(step.repository, tag))
+                    self._remove_tag_dir(step.repository, tag)
             for link in (revision, legacy):
                 _remove_file(link)
         return DeleteResult.DELETED
+
+    def remove_ghost(self, repository: str, tag: str) -> bool:
+        """Remove a tag directory that has no ``current/link``, or one naming a manifest no longer
+        linked (the registry's own DELETE, cut short), when it is old enough not to be a push in
+        progress. False when it is no longer a ghost: it vanished, or it resolves again."""
+        layout = self.layout
+        with _access(f"repair tag {repository}:{tag}"):
+            age = layout.tag_age(repository, tag)
+            digest = layout.tag_digest(repository, tag) if age is not None else None
+            if age is None or age < GHOST_MIN_AGE or (digest is not None and layout.has_revision(repository, digest)):
+                return False
+            self._remove_tag_dir(repository, tag)
+        return True
+
+    def reinstate(self, repository: str, digest: str, manifest: bytes, media_type: str) -> bool:
+        return False  # direct mode removes such tags as ghosts
+
+    def tidy(self, repository: str) -> None:
+        """Tag directories an interrupted run moved out but did not get to remove."""
+        with _access(f"clean up {repository}"):
+            _remove_tree(self.layout.trash_dir(repository))
+
+    def _remove_tag_dir(self, repository: str, tag: str) -> None:
+        trash = self.layout.trash_dir(repository)
+        os.makedirs(trash, exist_ok=True)
+        gone = f"{trash}/{tag}.{uuid.uuid4().hex[:12]}"
+        try:
+            os.rename(self.layout.tag_dir(repository, tag), gone)
+        except FileNotFoundError:
+            return  # removed meanwhile
+        _remove_tree(gone)
 
 
 def _remove_file(path: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from pipeline_step.registry.reference import is_valid_tag, validate_repository
 V2_PARTS = ("docker", "registry", "v2")
 _MANIFEST_LIMIT = 4 * 1024 * 1024  # distribution refuses larger manifests
 _CHUNK = 64 * 1024  # os.read allocates its whole size up front
+TRASH = ".registry-prune-removed"
+# A tag directory without a link younger than this may be a push writing it right now: leave it.
+GHOST_MIN_AGE = 60.0
 PERMISSION_HINT = (
     "run registry-prune as the user that owns the registry's storage: on the registry host "
     "(sudo -u ...), or inside its container (docker exec <registry> registry-prune ...)"
@@ -103,6 +107,11 @@ class StorageLayout:
             raise RegistryProtocolError(f"invalid tag directory {tag!r} in {repository}")
         return f"{self.repository_dir(repository)}/_manifests/tags/{tag}"
 
+    def trash_dir(self, repository: str) -> str:
+        """Where tag directories go on their way out: inside ``_manifests`` (which neither the catalog
+        nor the tag list reads), on the same filesystem, so moving one there is one atomic rename."""
+        return f"{self.repository_dir(repository)}/_manifests/{TRASH}"
+
     def revision_link(self, repository: str, digest: str) -> str:
         algorithm, hexpart = _split(digest)
         return f"{self.repository_dir(repository)}/_manifests/revisions/{algorithm}/{hexpart}/link"
@@ -147,6 +156,13 @@ class StorageLayout:
             return []
         except PermissionError as exc:
             raise _permission_error(self.tags_dir(repository), exc) from None
+
+    def tag_age(self, repository: str, tag: str) -> float | None:
+        """Seconds since the tag directory last changed; None when it is gone."""
+        try:
+            return time.time() - os.stat(self.tag_dir(repository, tag)).st_mtime
+        except FileNotFoundError:
+            return None
 
     def tag_digest(self, repository: str, tag: str) -> str | None:
         """The digest ``tags/<tag>/current/link`` names; None when there is none."""

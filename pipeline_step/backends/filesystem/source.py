@@ -15,7 +15,7 @@ import threading
 from datetime import datetime
 from typing import Callable
 
-from pipeline_step.backends.filesystem.layout import StorageLayout
+from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, StorageLayout
 from pipeline_step.errors import RegistryError
 from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of
 from pipeline_step.registry import mediatypes
@@ -71,7 +71,9 @@ class StorageInventorySource:
                 else:
                     inventory.unresolved[tag] = f"cannot read manifest {digest} from the storage"
             else:
-                inventory.vanished.add(tag)  # the API answers 404 for a tag whose revision is gone
+                # The API answers 404 for a tag whose revision is gone: the registry's own DELETE removes
+                # the revision first and the tags after, so one cut short (its client killed) leaves these.
+                self._vanished_or_ghost(inventory, tag)
         tagged = set(inventory.tags.values())
         inventory.untagged = {digest for digest in inventory.manifests if digest not in tagged}
         wanted = {digest for tag, digest in inventory.tags.items() if needs_created(tag)}
@@ -92,7 +94,7 @@ class StorageInventorySource:
                 inventory.unresolved[tag] = str(exc)
             else:
                 if digest is None:
-                    inventory.vanished.add(tag)  # a tag directory without current/link
+                    self._vanished_or_ghost(inventory, tag)  # a tag directory without current/link
                 elif digest in manifests:
                     # The manifest's own digest string: one copy per digest, not one per tag.
                     inventory.tags[tag] = manifests[digest].digest
@@ -100,6 +102,14 @@ class StorageInventorySource:
                     pending.append((tag, digest))
             bar.advance()
         return pending
+
+    def _vanished_or_ghost(self, inventory: RepositoryInventory, tag: str) -> None:
+        """A tag that resolves to nothing is a ghost to repair, unless a push may be writing it right now."""
+        age = self.layout.tag_age(inventory.name, tag)
+        if age is not None and age >= GHOST_MIN_AGE:
+            inventory.ghosts.add(tag)
+        else:
+            inventory.vanished.add(tag)
 
     def _read_manifests(self, inventory: RepositoryInventory, digests: set[str], bar: Progress) -> None:
         lock = threading.Lock()
