@@ -309,3 +309,57 @@ def test_parse_timestamp_handles_go_nanoseconds_and_zero_times() -> None:
     assert parse_timestamp("0001-01-01T00:00:00Z") is None
     assert parse_timestamp("1970-01-01T00:00:00Z") is None
     assert parse_timestamp("yesterday") is None
+
+
+# -- traps a new user's trial found ------------------------------------------------------------
+
+
+def test_equal_creation_times_are_ordered_by_version_and_said_so() -> None:
+    """Reproducible builds give images one `created` (SOURCE_DATE_EPOCH): the time tells nothing apart."""
+    same = datetime(2020, 6, 1, tzinfo=timezone.utc)
+    tags = {f"3.3.0-alpha.{n}": digest(n) for n in range(1, 13)}
+    inv = inventory(tags, created={digest(n): same for n in range(1, 13)})
+    plan = plan_repository(inv, policy(keep=2, match="alpha", order="created"), NOW)
+    got = decisions(plan)
+    kept = sorted(tag for tag, (action, _) in got.items() if action is Action.KEEP)
+    assert kept == ["3.3.0-alpha.11", "3.3.0-alpha.12"]
+    assert plan.notes == [
+        "12 of 12 candidates in team/app share one creation time (2020-06-01T00:00:00+00:00), as reproducible "
+        "builds make them: they are ordered by version, then by tag name"
+    ]
+
+
+def test_ties_between_tags_that_are_not_versions_go_by_natural_name_order() -> None:
+    same = datetime(2021, 1, 1, tzinfo=timezone.utc)
+    tags = {"build-2": digest(2), "build-10": digest(10), "build-9": digest(9), "older": digest(1)}
+    created = {digest(2): same, digest(10): same, digest(9): same, digest(1): same - timedelta(days=1)}
+    got = decisions(plan_repository(inventory(tags, created=created), policy(keep=1, match="", order="created"), NOW))
+    assert got["build-10"][0] is Action.KEEP
+    assert {tag for tag, (action, _) in got.items() if action is Action.DELETE} == {"build-2", "build-9", "older"}
+
+
+def test_the_source_label_names_where_each_knob_came_from(tmp_path: Path) -> None:
+    """Precedence, per knob: flag, override by name, file policy, built-in default; the label is true."""
+    path = write(
+        tmp_path,
+        """
+registry: {url: http://127.0.0.1:5000}
+policy: {match: alpha, order: created}
+overrides:
+  "team/big": {keep: 1}
+""",
+    )
+    configuration = load_configuration(path, flags={"policy.older_than": "3d"})
+    big = configuration.policy_for("team/big")
+    assert big.sources == {
+        "older_than": "flag --older-than",
+        "keep": "override team/big",
+        "match": "file policy",
+        "order": "file policy",
+        "exclude": "default",
+        "protect": "default",
+    }
+    flagged = load_configuration(path, flags={"policy.keep": 4, "policy.protect": ["^keep-"]}).policy_for("team/big")
+    assert flagged.keep == 4 and flagged.sources["keep"] == "flag --keep"  # the operator's word for this run wins
+    assert flagged.sources["protect"] == "default + flag --protect"
+    assert flagged.describe()["source"]["keep"] == "flag --keep"

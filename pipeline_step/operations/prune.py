@@ -216,6 +216,7 @@ def prune(
             bar.close()
     elif not dry_run:
         execution = ExecutionResult()
+    notes[:0] = [note for repository in plan.repositories for note in repository.notes]
     run = PruneRun(command, dry_run, plan, execution, started, notes)
     unreadable = ""
     if predict == "catalog" and plan.step_count and not stop.is_set():

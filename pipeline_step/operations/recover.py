@@ -179,7 +179,9 @@ def capped(policy_for: Callable[[str], RetentionPolicy], cap: int | None) -> Cal
 
     def tightened(repository: str) -> RetentionPolicy:
         policy = policy_for(repository)
-        return policy.with_keep(min(policy.keep, cap))
+        if policy.keep <= cap:
+            return policy
+        return policy.with_keep(cap, why=f"recover: tightened from {policy.keep} to free space")
 
     return tightened
 
@@ -313,6 +315,7 @@ class Recoverer:
                 plan.reclaim = predict_catalog_reclaim(self.backend, plan, progress=self.progress, stop=self.stop)
             round_ = Round(cap, plan)
             recovery.rounds.append(round_)
+            recovery.notes.extend(n for p in plan.repositories for n in p.notes if n not in recovery.notes)
             steps = plan.step_count
             predicted = format_bytes(plan.reclaim.bytes) if plan.reclaim else "unknown"
             keep_text = f"keep capped at {cap}" if cap is not None else "keep as configured"

@@ -25,9 +25,12 @@ Every decision carries its reason.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.policy.config import RetentionPolicy
@@ -80,6 +83,7 @@ class RepositoryPlan:
     decisions: list[Decision] = field(default_factory=list)
     steps: list[DeleteStep] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)  # ghost tags to remove
+    notes: list[str] = field(default_factory=list)  # what the operator should know about this plan
     blocked: str | None = None  # why nothing is deleted here, when that was forced
 
     @property
@@ -106,15 +110,44 @@ def _order_candidates(
                 keyed.append((key, tag))
         keyed.sort(reverse=True)
         return [tag for _, tag in keyed], unordered
-    dated: list[tuple[datetime, str]] = []
+    dated: list[tuple[datetime, TieBreak, str]] = []
     for tag in candidates:
         created = inventory.created.get(inventory.tags[tag])
         if created is None:
             unordered[tag] = "creation time unknown, so it cannot be ordered by age"
         else:
-            dated.append((created, tag))
+            dated.append((created, tie_break(tag), tag))
+    # Equal times (reproducible builds: SOURCE_DATE_EPOCH) tell nothing apart: then version, then name.
     dated.sort(reverse=True)
-    return [tag for _, tag in dated], unordered
+    return [tag for _, _, tag in dated], unordered
+
+
+TieBreak = tuple[int, Any]
+
+
+def tie_break(tag: str) -> TieBreak:
+    """Orders tags that share a creation time: versions by version, others by natural name order."""
+    key = version_key(tag)
+    if key is not None:
+        return (1, key)
+    return (0, tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in _PARTS.findall(tag)))
+
+
+_PARTS = re.compile(r"\d+|\D+")
+
+
+def shared_time_note(ordered: list[str], inventory: RepositoryInventory) -> str | None:
+    """Say so when most ordered candidates share one creation time: the order is by version then."""
+    if len(ordered) < 3:
+        return None
+    times = Counter(inventory.created.get(inventory.tags[tag]) for tag in ordered)
+    moment, count = times.most_common(1)[0]
+    if moment is None or count * 2 <= len(ordered):
+        return None
+    return (
+        f"{count} of {len(ordered)} candidates in {inventory.name} share one creation time ({moment.isoformat()}), "
+        "as reproducible builds make them: they are ordered by version, then by tag name"
+    )
 
 
 def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now: datetime) -> RepositoryPlan:
@@ -138,6 +171,10 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
 
     ordered, unordered = _order_candidates(candidates, inventory, policy)
     keep_reason.update(unordered)
+    if policy.order == "created":
+        note = shared_time_note(ordered, inventory)
+        if note is not None:
+            plan.notes.append(note)
     order_name = "version" if policy.order == "semver" else "creation time"
     for rank, tag in enumerate(ordered, start=1):
         if rank <= policy.keep:

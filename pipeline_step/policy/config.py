@@ -1,9 +1,11 @@
 """Configuration: the YAML file and the command-line flags, validated by pydantic.
 
-Precedence for a repository's policy, lowest first: built-in defaults, the
-file's ``policy``, the most specific matching entry of ``overrides``, then
-flags. ``--protect`` adds to the protect list; ``protect:`` in the file
-replaces the default list (write ``protect: []`` to protect nothing).
+Precedence for each knob of a repository's policy, highest first: a flag
+(the operator's word for this run), the most specific matching entry of
+``overrides``, the file's ``policy``, the built-in default. The report's
+``policy.source`` names, per knob, which one it came from. ``--protect`` adds
+to the protect list; ``protect:`` in the file replaces the default list (write
+``protect: []`` to protect nothing).
 
 Regular expressions (``match``, ``exclude``, ``protect``) are Python regexes
 searched anywhere in the tag, like ``grep``: anchor them with ``^`` and ``$``.
@@ -128,7 +130,8 @@ class RetentionPolicy:
     order: Order
     older_than: timedelta | None
     protect: tuple[re.Pattern[str], ...]
-    source: str = "defaults"  # which override, if any, applied
+    # Where each knob's value came from: "flag --keep", "override team/big", "file policy", "default".
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def needs_created(self) -> bool:
@@ -162,11 +165,11 @@ class RetentionPolicy:
             "order": self.order,
             "older_than": format_duration(self.older_than) if self.older_than else None,
             "protect": [pattern.pattern for pattern in self.protect],
-            "source": self.source,
+            "source": dict(self.sources),
         }
 
-    def with_keep(self, keep: int) -> RetentionPolicy:
-        return replace(self, keep=keep)
+    def with_keep(self, keep: int, *, why: str) -> RetentionPolicy:
+        return replace(self, keep=keep, sources={**self.sources, "keep": why})
 
 
 @dataclass
@@ -184,15 +187,16 @@ class Configuration:
         return self.settings.registry
 
     def policy_for(self, repository: str) -> RetentionPolicy:
-        layers: list[tuple[str, PolicySettings]] = [("policy", self.settings.policy)]
+        """The effective policy of ``repository``, each knob from the highest layer that sets it:
+        a flag, then the most specific matching override, then the file's ``policy``, then the
+        built-in default. (``--protect`` adds to the protect list of the layers below.)"""
+        layers: list[tuple[str, PolicySettings]] = [("file policy", self.settings.policy)]
         matching = [pattern for pattern in self.settings.overrides if glob_matches(pattern, repository)]
-        source = "defaults"
         if matching:
             # Most specific wins; ties go to the first one written in the file.
             best = max(matching, key=lambda p: (specificity(p), -list(self.settings.overrides).index(p)))
-            layers.append((f"overrides[{best!r}]", self.settings.overrides[best]))
-            source = f"override {best}"
-        layers.append(("flags", self.flag_policy))
+            layers.append((f"override {best}", self.settings.overrides[best]))
+        layers.append(("flag", self.flag_policy))
         values: dict[str, Any] = {
             "match": DEFAULT_MATCH,
             "exclude": None,
@@ -201,12 +205,16 @@ class Configuration:
             "older_than": None,
             "protect": list(DEFAULT_PROTECT),
         }
+        sources = dict.fromkeys(values, "default")
         for name, layer in layers:
             for key, value in layer.model_dump(exclude_none=True).items():
-                if key == "protect" and name == "flags":
+                label = f"flag --{key.replace('_', '-')}" if name == "flag" else name
+                if key == "protect" and name == "flag":
                     values["protect"] = [*values["protect"], *value]
+                    sources["protect"] = f"{sources['protect']} + {label}"
                 else:
                     values[key] = value
+                    sources[key] = label
         return RetentionPolicy(
             match=re.compile(values["match"]),
             exclude=re.compile(values["exclude"]) if values["exclude"] else None,
@@ -214,7 +222,7 @@ class Configuration:
             order=values["order"],
             older_than=parse_duration(values["older_than"]) if values["older_than"] else None,
             protect=tuple(re.compile(pattern) for pattern in values["protect"]),
-            source=source,
+            sources=sources,
         )
 
 
