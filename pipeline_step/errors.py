@@ -99,6 +99,10 @@ class DigestMismatchError(RegistryProtocolError):
     """A body's digest differs from the one the registry announced."""
 
 
+class AnswerTooLargeError(RegistryProtocolError):
+    """An answer's body is larger than allowed; it was not read."""
+
+
 class NotFoundError(RegistryError):
     """A manifest or blob the caller asked for does not exist (404)."""
 

@@ -7,16 +7,22 @@ code, and deletes nothing.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipeline_step.planning.inventory import tree_problem
 from pipeline_step.registry.http.choose import open_client
-from tests.support.cli import ROOT, run_cli
+from pipeline_step.registry.model import Descriptor, Manifest
+from tests.support.cli import ROOT, check_reports, cli_env, run_cli
 from tests.support.fault_seed import SeededStorage, alpha, write_app
+from tests.support.hostile import REPO, HostileRegistry, index_body, sha512
+from tests.support.images import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, image_documents
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
 from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.registry_state import RegistryState
@@ -161,3 +167,100 @@ def test_a_100000_tag_repository_plans_end_to_end_within_time_and_memory(tmp_pat
     assert int(stats["requests"]) == 100_003  # /v2/, the tag list, one GET per tag
     assert int(stats["peak-rss-mib"]) < 800  # about 350 MiB: ~3.5 KiB per tag, all of it needed for the report
     assert elapsed < 180  # about 20 s on two cores; a quadratic step would take hours
+
+
+# -- manifests and indexes from a hostile registry -------------------------------------------
+
+
+# case -> what builds the hostile answer and returns the words its refusal must say
+HOSTILE: dict[str, Callable[[HostileRegistry], str]] = {}
+
+
+def hostile(name: str) -> Callable[[Callable[[HostileRegistry], str]], Callable[[HostileRegistry], str]]:
+    def register(build: Callable[[HostileRegistry], str]) -> Callable[[HostileRegistry], str]:
+        HOSTILE[name] = build
+        return build
+
+    return register
+
+
+@hostile("100 nested indexes")
+def deep_indexes(registry: HostileRegistry) -> str:
+    child, media_type = registry.image(None), OCI_MANIFEST
+    for _ in range(100):
+        child, media_type = registry.add(None, index_body([child], media_type), OCI_INDEX), OCI_INDEX
+    registry.manifests["hostile"] = registry.manifests[child]
+    return "indexes nest deeper than 8 levels"
+
+
+@hostile("100,000 children")
+def wide_index(registry: HostileRegistry) -> str:
+    children = [f"sha256:{n:064x}" for n in range(100_000)]
+    registry.add("hostile", index_body(children), OCI_INDEX)
+    return "sent an answer too large to read"
+
+
+@hostile("20,000 children within 4 MiB")
+def many_children(registry: HostileRegistry) -> str:
+    child = registry.image(None)
+    registry.add("hostile", index_body([child] * 20_000), OCI_INDEX)
+    return "has 20000 children, more than 10000"
+
+
+@hostile("a cycle")
+def cycle(registry: HostileRegistry) -> str:
+    # Verified digests make a real cycle impossible: the index names a digest whose answer is itself.
+    body = index_body(["sha256:" + "ab" * 32])
+    registry.add("hostile", body, OCI_INDEX)
+    registry.manifests["sha256:" + "ab" * 32] = registry.manifests["hostile"]
+    return "announced digest"
+
+
+@hostile("a 50 MB manifest")
+def huge_manifest(registry: HostileRegistry) -> str:
+    registry.add("hostile", b'{"schemaVersion": 2, "pad": "' + b"x" * (50 << 20) + b'"}', OCI_MANIFEST)
+    return "sent an answer too large to read"
+
+
+@hostile("a sha512 digest")
+def sha512_digest(registry: HostileRegistry) -> str:
+    body = image_documents("hostile", label="sha512").manifest
+    registry.add("hostile", body, DOCKER_MANIFEST, digest=sha512(body))
+    return "uses the digest algorithm sha512"
+
+
+@hostile("an unknown media type")
+def unknown_media_type(registry: HostileRegistry) -> str:
+    registry.add("hostile", b'{"schemaVersion": 2, "mediaType": "application/vnd.example.thing+json"}', "x/y")
+    return "has the media type 'application/vnd.example.thing+json', which this tool does not know"
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_manifests_block_their_repository_in_one_line_and_delete_nothing(case: str, tmp_path: Path) -> None:
+    build = HOSTILE[case]
+    with HostileRegistry() as registry:
+        for n in range(1, 6):
+            registry.image(f"1.0.0-alpha.{n}")
+        expected = build(registry)
+        process = subprocess.run(
+            [sys.executable, "-m", "pipeline_step", "prune", "--registry", registry.url, "--repo", REPO,
+             "--match", "alpha", "--keep", "1", "--timeout", "10", "--no-progress", "--json", str(tmp_path / "r.json")],
+            capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=120,
+        )  # fmt: skip
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        check_reports(("--json", str(tmp_path / "r.json")), "")
+        assert process.returncode == 5, process.stdout + process.stderr
+        refusals = [line for line in process.stderr.splitlines() if f"nothing deleted in {REPO}" in line]
+        assert len(refusals) == 1 and expected in refusals[0], process.stderr
+        assert registry.deletes == [], "nothing may be deleted in a refused repository"
+        assert peak_mib < 200, f"memory must stay bounded: {peak_mib:.0f} MiB"
+
+
+def test_a_cycle_of_indexes_is_refused_by_the_planner_too() -> None:
+    """Impossible through verified digests, but the planner's own guard must hold on any inventory."""
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    manifests = {
+        a: Manifest(a, OCI_INDEX, 100, children=(Descriptor(b, 100),)),
+        b: Manifest(b, OCI_INDEX, 100, children=(Descriptor(a, 100),)),
+    }
+    assert "a cycle" in (tree_problem(a, manifests) or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,7 @@ class RepositoryInventory:
     unresolved: dict[str, str] = field(default_factory=dict)
     vanished: set[str] = field(default_factory=set)  # listed, then 404: no digest to protect
     ghosts: set[str] = field(default_factory=set)  # direct mode: tag directories left without a link, long enough ago
+    unreadable: dict[str, str] = field(default_factory=dict)  # index children whose answer was corrupt -> why
     manifests: dict[str, Manifest] = field(default_factory=dict)
     created: dict[str, datetime | None] = field(default_factory=dict)  # digest -> created, when asked for
     untagged: set[str] = field(default_factory=set)  # revisions without tags (direct mode only)
@@ -54,3 +56,40 @@ def created_of(digest: str, manifests: dict[str, Manifest], configs: dict[str, d
     if manifest.config is None:
         return None
     return configs.get(manifest.config.digest)
+
+
+MAX_INDEX_DEPTH = 8  # indexes of indexes: real ones nest two or three deep
+MAX_INDEX_CHILDREN = 10_000  # a multi-platform index with attestations has a few dozen
+
+
+def tree_problem(digest: str, manifests: dict[str, Manifest], unreadable: Mapping[str, str] = {}) -> str | None:
+    """Why the manifest tree under ``digest`` must not be planned: too deep, too wide, or a cycle
+    (impossible with verified digests, so only a hostile source gives one); None when it is sound."""
+    stack: list[tuple[str, int, tuple[str, ...]]] = [(digest, 0, ())]
+    while stack:
+        current, depth, path = stack.pop()
+        if current in unreadable:
+            return f"its child {current} cannot be trusted: {unreadable[current]}"
+        manifest = manifests.get(current)
+        if manifest is None or not manifest.is_index:
+            continue
+        if current in path:
+            return f"index {current} references itself through {len(path)} levels (a cycle)"
+        if depth >= MAX_INDEX_DEPTH:
+            return f"indexes nest deeper than {MAX_INDEX_DEPTH} levels under {digest}"
+        if len(manifest.children) > MAX_INDEX_CHILDREN:
+            return f"index {current} has {len(manifest.children)} children, more than {MAX_INDEX_CHILDREN}"
+        stack.extend((child.digest, depth + 1, (*path, current)) for child in manifest.children)
+    return None
+
+
+def refuse_unsound_trees(inventory: RepositoryInventory) -> None:
+    """Tags whose manifest tree is unsound become unresolved: the planner then deletes nothing here."""
+    verdicts: dict[str, str | None] = {}
+    for tag, digest in list(inventory.tags.items()):
+        if digest not in verdicts:
+            verdicts[digest] = tree_problem(digest, inventory.manifests, inventory.unreadable)
+        problem = verdicts[digest]
+        if problem is not None:
+            del inventory.tags[tag]
+            inventory.unresolved[tag] = problem

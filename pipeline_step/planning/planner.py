@@ -224,8 +224,9 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
 
     blocking = sorted(inventory.unresolved)
     if blocking and delete_reason:
+        why = inventory.unresolved[blocking[0]].split(" (", 1)[0][:300]
         plan.blocked = (
-            f"nothing deleted in {repo}: tag {blocking[0]} could not be resolved, "
+            f"nothing deleted in {repo}: tag {blocking[0]} could not be resolved ({why}), "
             "so a shared digest cannot be ruled out"
         )
         for tag in list(delete_reason):

@@ -16,6 +16,7 @@ from typing import Iterator, NoReturn
 from urllib.parse import quote, urljoin, urlsplit
 
 from pipeline_step.errors import (
+    AnswerTooLargeError,
     DigestMismatchError,
     NotFoundError,
     RegistryProtocolError,
@@ -33,6 +34,7 @@ from pipeline_step.registry.reference import validate_registry_url
 log = logging.getLogger(__name__)
 
 CATALOG_PAGE_MAX = 1000  # distribution refuses n > 1000 on _catalog
+MANIFEST_LIMIT = 4 * 1024 * 1024  # distribution refuses larger manifests; a larger answer is not read
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _PROBE_DIGEST = "sha256:" + "0" * 64  # a digest no manifest can have
 
@@ -142,6 +144,7 @@ class RegistryClient:
             self._manifest_path(repository, reference),
             scope=f"repository:{repository}:pull",
             headers={"Accept": mediatypes.MANIFEST_ACCEPT},
+            max_body=MANIFEST_LIMIT,
         )
         if response.status == 404:
             raise NotFoundError(f"manifest {repository}:{reference} does not exist")
@@ -158,7 +161,7 @@ class RegistryClient:
 
     def get_blob(self, repository: str, digest: str, *, limit: int = 16 * 1024 * 1024) -> bytes:
         """GET a (small) blob such as an image config, verified against its digest."""
-        response = self._blob("GET", repository, digest)
+        response = self._blob("GET", repository, digest, max_body=limit)
         if response.status == 404:
             raise NotFoundError(f"blob {digest} does not exist in {repository}")
         if response.status != 200:
@@ -181,7 +184,9 @@ class RegistryClient:
         """Read the first byte of a blob. Unlike HEAD, this touches the stored data,
         so a blob answered from a stale cache after GC shows up as missing."""
         try:
-            response = self._blob("GET", repository, digest, headers={"Range": "bytes=0-0"})
+            response = self._blob("GET", repository, digest, headers={"Range": "bytes=0-0"}, max_body=1 << 20)
+        except AnswerTooLargeError:
+            return True  # Range ignored: the whole blob is on its way, so its data is there
         except RegistryProtocolError as exc:
             # Headers, then a broken body, on every retry: the registry's cache lists a blob whose data is gone.
             log.info("blob %s of %s cannot be read: %s", short(digest), repository, exc)
@@ -245,13 +250,21 @@ class RegistryClient:
     def _manifest_path(repository: str, reference: str) -> str:
         return f"/v2/{quote(repository, safe='/')}/manifests/{quote(reference, safe=':')}"
 
-    def _blob(self, method: str, repository: str, digest: str, headers: dict[str, str] | None = None) -> Response:
+    def _blob(
+        self,
+        method: str,
+        repository: str,
+        digest: str,
+        headers: dict[str, str] | None = None,
+        max_body: int | None = None,
+    ) -> Response:
         return self.session.send(
             method,
             f"/v2/{quote(repository, safe='/')}/blobs/{digest}",
             scope=f"repository:{repository}:pull",
             headers=headers,
             follow_redirects=True,
+            max_body=max_body,
         )
 
     @staticmethod

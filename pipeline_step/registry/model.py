@@ -87,6 +87,11 @@ def _descriptor(raw: object, manifest: str, field: str, index: int = -1, *, shar
     size = raw.get("size", 0)
     if not isinstance(digest, str) or not is_digest(digest):
         raise RegistryProtocolError(f"{_where(manifest, field, index)} has no valid digest (got {digest!r})")
+    if not digest.startswith("sha256:"):
+        raise RegistryProtocolError(
+            f"{_where(manifest, field, index)} uses the digest algorithm {digest.split(':', 1)[0]}, "
+            "which distribution never stores: a registry answering with it is not to be trusted with deletions"
+        )
     if not isinstance(size, int) or size < 0:
         raise RegistryProtocolError(f"{_where(manifest, field, index)} has an invalid size (got {size!r})")
     media_type = raw.get("mediaType", "")
@@ -103,10 +108,16 @@ def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manife
         raise RegistryProtocolError(f"manifest {digest} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise RegistryProtocolError(f"manifest {digest} is not a JSON object")
+    if not digest.startswith("sha256:"):
+        raise RegistryProtocolError(
+            f"manifest {digest} uses the digest algorithm {digest.split(':', 1)[0]}, which distribution "
+            "never stores: a registry answering with it is not to be trusted with deletions"
+        )
     media_type = document.get("mediaType")
-    if not isinstance(media_type, str) or not media_type:
-        media_type = (content_type or "").split(";")[0].strip()
-    if not media_type:
+    announced = (content_type or "").split(";")[0].strip()
+    if document.get("schemaVersion") == 1 or announced in mediatypes.SCHEMA1_TYPES:
+        media_type = mediatypes.DOCKER_SCHEMA1_SIGNED
+    elif not isinstance(media_type, str) or not media_type:
         # An OCI manifest may omit mediaType; the presence of "manifests" tells an index.
         media_type = mediatypes.OCI_INDEX if "manifests" in document else mediatypes.OCI_MANIFEST
     if media_type in mediatypes.SCHEMA1_TYPES:
@@ -114,6 +125,11 @@ def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manife
             f"manifest {digest} came back as schema1 ({media_type})",
             hint="the registry rewrote it because the Accept header was not honoured; "
             "this tool never deletes a digest it could not resolve to its stored form",
+        )
+    if media_type not in mediatypes.MANIFEST_TYPES:
+        raise RegistryProtocolError(
+            f"manifest {digest} has the media type {media_type[:100]!r}, which this tool does not know",
+            hint="nothing in its repository is deleted: what it references cannot be known",
         )
     if media_type in mediatypes.INDEX_TYPES:
         children = document.get("manifests") or []

@@ -70,6 +70,7 @@ class MemoryRegistry:
         content: bytes | None = None,
         *,
         follow_redirects: bool = False,
+        max_body: int | None = None,
     ) -> Response:
         self.requests += 1
         path = urlsplit(url).path

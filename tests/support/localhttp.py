@@ -61,7 +61,7 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, data: Any, headers: 
 
 
 class LocalServer:
-    """Serves ``self.handle`` for GET and POST on 127.0.0.1 until stopped."""
+    """Serves ``self.handle`` for every method on 127.0.0.1 until stopped."""
 
     _server: ThreadingHTTPServer | None = None
 
@@ -79,6 +79,15 @@ class LocalServer:
                 owner.handle(self)
 
             def do_POST(self) -> None:
+                owner.handle(self)
+
+            def do_HEAD(self) -> None:
+                owner.handle(self)
+
+            def do_PUT(self) -> None:
+                owner.handle(self)
+
+            def do_DELETE(self) -> None:
                 owner.handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

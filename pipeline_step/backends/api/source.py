@@ -14,7 +14,14 @@ from datetime import datetime
 from typing import Callable
 
 from pipeline_step.errors import NotFoundError, RegistryError, RegistryProtocolError, RegistryServerError
-from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of
+from pipeline_step.planning.inventory import (
+    MAX_INDEX_CHILDREN,
+    MAX_INDEX_DEPTH,
+    RepositoryInventory,
+    config_digests,
+    created_of,
+    refuse_unsound_trees,
+)
 from pipeline_step.registry.client import RegistryClient
 from pipeline_step.registry.model import parse_created
 from pipeline_step.support.concurrency import run_bounded
@@ -73,6 +80,7 @@ class ApiInventorySource:
         finally:
             bar.close()
         self._collect_children(inventory, lock)
+        refuse_unsound_trees(inventory)
         wanted = {digest for tag, digest in inventory.tags.items() if needs_created(tag)}
         if wanted:
             self._collect_created(inventory, wanted, lock)
@@ -81,7 +89,9 @@ class ApiInventorySource:
     def _collect_children(self, inventory: RepositoryInventory, lock: threading.Lock) -> None:
         """Fetch the children of every index (recursively) so their blobs and ages are known."""
         attempted: set[str] = set()
-        while not self.stop.is_set():
+        for _ in range(MAX_INDEX_DEPTH + 1):  # deeper trees are refused anyway: do not fetch them
+            if self.stop.is_set():
+                return
             pending = self._missing_children(inventory) - attempted
             if not pending:
                 return
@@ -90,6 +100,11 @@ class ApiInventorySource:
             def fetch(digest: str) -> None:
                 try:
                     child = self.client.get_manifest(inventory.name, digest).manifest
+                except RegistryProtocolError as exc:
+                    # A corrupt answer (digest mismatch, garbage) is not a missing child: refuse the tree.
+                    with lock:
+                        inventory.unreadable[digest] = exc.message
+                    return
                 except RegistryError as exc:
                     # An index whose child is missing stays fully protected by
                     # the planner's reference rules; we only lack its size.
@@ -105,7 +120,7 @@ class ApiInventorySource:
         return {
             child.digest
             for manifest in list(inventory.manifests.values())
-            if manifest.is_index
+            if manifest.is_index and len(manifest.children) <= MAX_INDEX_CHILDREN  # wider: refused, not fetched
             for child in manifest.children
             if child.digest not in inventory.manifests
         }

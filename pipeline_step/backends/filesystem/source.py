@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Callable
 
 from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, StorageLayout
-from pipeline_step.errors import RegistryError
-from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of
+from pipeline_step.errors import RegistryError, RegistryProtocolError
+from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of, refuse_unsound_trees
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.model import Manifest, parse_created, parse_manifest
 from pipeline_step.support.concurrency import run_bounded
@@ -74,6 +74,7 @@ class StorageInventorySource:
                 # The API answers 404 for a tag whose revision is gone: the registry's own DELETE removes
                 # the revision first and the tags after, so one cut short (its client killed) leaves these.
                 self._vanished_or_ghost(inventory, tag)
+        refuse_unsound_trees(inventory)
         tagged = set(inventory.tags.values())
         inventory.untagged = {digest for digest in inventory.manifests if digest not in tagged}
         wanted = {digest for tag, digest in inventory.tags.items() if needs_created(tag)}
@@ -119,6 +120,9 @@ class StorageInventorySource:
                 manifest, _ = read_manifest(self.layout, digest)
             except RegistryError as exc:
                 log.warning("cannot read manifest %s of %s: %s", digest, inventory.name, exc)
+                if isinstance(exc, RegistryProtocolError):  # corrupt, not missing: what references it is refused
+                    with lock:
+                        inventory.unreadable[digest] = exc.message
             else:
                 with lock:
                     inventory.manifests[digest] = manifest

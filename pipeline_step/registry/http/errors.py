@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 from pipeline_step.errors import (
+    AnswerTooLargeError,
     AuthenticationError,
     DeleteDisabledError,
     RegistryError,
@@ -22,6 +23,7 @@ from pipeline_step.errors import (
     TLSVerificationError,
 )
 from pipeline_step.registry.http.transport import (
+    BodyTooLargeError,
     BrokenResponseError,
     ConnectFailedError,
     Response,
@@ -93,6 +95,13 @@ def _connect(exc: TransportError, where: Endpoint, tries: str) -> RegistryError:
     )
 
 
+def _too_large(exc: TransportError, where: Endpoint, tries: str) -> RegistryError:
+    return AnswerTooLargeError(
+        f"the registry at {where.host} sent an answer too large to read: {exc}",
+        hint="a manifest is at most 4 MiB; nothing that depends on it is deleted",
+    )
+
+
 def _broken(exc: TransportError, where: Endpoint, tries: str) -> RegistryError:
     return RegistryProtocolError(
         f"the connection to {where.url} broke mid-response ({exc}{tries})",
@@ -103,6 +112,7 @@ def _broken(exc: TransportError, where: Endpoint, tries: str) -> RegistryError:
 # Most specific first: the first class the exception is an instance of decides.
 TRANSPORT_ERRORS: tuple[tuple[type[TransportError], Callable[[TransportError, Endpoint, str], RegistryError]], ...] = (
     (TLSFailedError, _tls),
+    (BodyTooLargeError, _too_large),
     (TimedOutError, _timeout),
     (ConnectFailedError, _connect),
     (BrokenResponseError, _broken),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 from pipeline_step.registry.http.transport import (
+    BodyTooLargeError,
     BrokenResponseError,
     ConnectFailedError,
     Response,
@@ -60,13 +61,17 @@ class HttpxTransport:
         content: bytes | None = None,
         *,
         follow_redirects: bool = False,
+        max_body: int | None = None,
     ) -> Response:
         import httpx  # noqa: PLC0415 - already loaded by __post_init__; a dictionary lookup
 
         try:
-            response = self._client.request(
-                method, url, headers=dict(headers), content=content, follow_redirects=follow_redirects
-            )
+            request = self._client.build_request(method, url, headers=dict(headers), content=content)
+            response = self._client.send(request, follow_redirects=follow_redirects, stream=True)
+            try:
+                body = _read_limited(response, max_body)
+            finally:
+                response.close()
         except httpx.TimeoutException as exc:
             raise TimedOutError(f"timed out after {self.timeout:g}s") from exc
         except httpx.ConnectError as exc:
@@ -81,7 +86,24 @@ class HttpxTransport:
         for key, value in response.headers.multi_items():
             lowered = key.lower()
             headers_out[lowered] = f"{headers_out[lowered]}, {value}" if lowered in headers_out else value
-        return Response(response.status_code, headers_out, response.content, str(response.url))
+        return Response(response.status_code, headers_out, body, str(response.url))
 
     def close(self) -> None:
         self._client.close()
+
+
+def _read_limited(response: httpx.Response, max_body: int | None) -> bytes:
+    """The body, refusing (unread) one longer than ``max_body``."""
+    if max_body is None:
+        return response.read()
+    announced = response.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > max_body:
+        raise BodyTooLargeError(f"the answer announces {announced} bytes, more than the {max_body} allowed")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_body:
+            raise BodyTooLargeError(f"the answer is longer than the {max_body} bytes allowed")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -22,6 +22,7 @@ from typing import Mapping, cast
 from urllib.parse import urljoin, urlsplit
 
 from pipeline_step.registry.http.transport import (
+    BodyTooLargeError,
     BrokenResponseError,
     ConnectFailedError,
     Response,
@@ -35,6 +36,7 @@ _MAX_HEADERS = 200
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NO_BODY = frozenset({204, 304})
+_UNLIMITED = 2**62
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -135,12 +137,13 @@ class LeanTransport:
         content: bytes | None = None,
         *,
         follow_redirects: bool = False,
+        max_body: int | None = None,
     ) -> Response:
         origin, host, target = _origin(url)
         sent_headers = headers
         for _ in range(_MAX_REDIRECTS + 1):
             data = _encode_request(method, target, host, sent_headers, content)
-            status, response_headers, body = self._exchange(origin, method, data)
+            status, response_headers, body = self._exchange(origin, method, data, max_body)
             location = response_headers.get("location")
             if not (follow_redirects and status in _REDIRECTS and location):
                 return Response(status, response_headers, body, url)
@@ -182,13 +185,15 @@ class LeanTransport:
                     return
         connection.close()
 
-    def _exchange(self, origin: Origin, method: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _exchange(
+        self, origin: Origin, method: str, data: bytes, max_body: int | None
+    ) -> tuple[int, dict[str, str], bytes]:
         # One retry, only when a reused connection turns out to be closed by the
         # server before it answered: every request sent here is idempotent.
         for _ in range(2):
             connection = self._acquire(origin)
             try:
-                status, response_headers, body, keep = _round_trip(connection, method, data)
+                status, response_headers, body, keep = _round_trip(connection, method, data, max_body)
             except _StaleConnectionError:
                 connection.close()
                 continue
@@ -215,7 +220,9 @@ def _encode_request(method: str, target: str, host: str, headers: Mapping[str, s
     return head + content if content else head
 
 
-def _round_trip(connection: _Connection, method: str, data: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+def _round_trip(
+    connection: _Connection, method: str, data: bytes, max_body: int | None = None
+) -> tuple[int, dict[str, str], bytes, bool]:
     """Send one encoded request and read its response: (status, headers, body, keep-alive)."""
     answered = False
     try:
@@ -232,7 +239,7 @@ def _round_trip(connection: _Connection, method: str, data: bytes) -> tuple[int,
             if status >= 200 or status == 101:
                 break
             status_line = connection.reader.readline(_MAX_LINE)  # skip 1xx interim responses
-        body, complete = _read_body(connection.reader, method, status, response_headers)
+        body, complete = _read_body(connection.reader, method, status, response_headers, max_body)
     except (ConnectionResetError, BrokenPipeError) as exc:
         if connection.reused and not answered:
             raise _StaleConnectionError from exc
@@ -306,12 +313,15 @@ def _read_exact(reader: io.BufferedReader, size: int) -> bytes:
     return data
 
 
-def _read_body(reader: io.BufferedReader, method: str, status: int, headers: Mapping[str, str]) -> tuple[bytes, bool]:
+def _read_body(
+    reader: io.BufferedReader, method: str, status: int, headers: Mapping[str, str], max_body: int | None = None
+) -> tuple[bytes, bool]:
     """The body, and whether the connection can carry another request afterwards."""
     if method == "HEAD" or status in _NO_BODY or status < 200:
         return b"", True
+    limit = max_body if max_body is not None else _UNLIMITED
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _read_chunked(reader), True
+        return _read_chunked(reader, limit), True
     length = headers.get("content-length")
     if length is not None:
         try:
@@ -320,12 +330,18 @@ def _read_body(reader: io.BufferedReader, method: str, status: int, headers: Map
             raise BrokenResponseError(f"invalid Content-Length {length!r}") from None
         if size < 0:
             raise BrokenResponseError(f"invalid Content-Length {length!r}")
+        if size > limit:
+            raise BodyTooLargeError(f"the answer announces {size} bytes, more than the {limit} allowed")
         return _read_exact(reader, size), True
-    return reader.read(), False  # delimited by close
+    body = reader.read(limit + 1)  # delimited by close
+    if len(body) > limit:
+        raise BodyTooLargeError(f"the answer is longer than the {limit} bytes allowed")
+    return body, False
 
 
-def _read_chunked(reader: io.BufferedReader) -> bytes:
+def _read_chunked(reader: io.BufferedReader, limit: int = _UNLIMITED) -> bytes:
     chunks: list[bytes] = []
+    total = 0
     while True:
         line = reader.readline(_MAX_LINE)
         if not line.endswith(b"\n"):
@@ -337,6 +353,9 @@ def _read_chunked(reader: io.BufferedReader) -> bytes:
         if size == 0:
             _read_headers(reader)  # trailers, up to the blank line
             return b"".join(chunks)
+        total += size
+        if total > limit:
+            raise BodyTooLargeError(f"the chunked answer is longer than the {limit} bytes allowed")
         chunks.append(_read_exact(reader, size))
         if reader.readline(_MAX_LINE) not in (b"\r\n", b"\n"):
             raise BrokenResponseError("a chunk was not followed by CRLF")

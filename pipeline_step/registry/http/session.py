@@ -124,6 +124,7 @@ class Session:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         follow_redirects: bool = False,
+        max_body: int | None = None,
     ) -> Response:
         """Send with auth and bounded retries; ``response.attempts`` says how many tries it took."""
         url = self.url + path
@@ -138,7 +139,7 @@ class Session:
             self.stats.count(retry=attempt > 0)
             try:
                 response = self.transport.request(
-                    method, url, request_headers, content, follow_redirects=follow_redirects
+                    method, url, request_headers, content, follow_redirects=follow_redirects, max_body=max_body
                 )
             except TransportError as exc:
                 if exc.retryable and self._may_retry(attempt, started):

@@ -52,6 +52,12 @@ class TLSFailedError(TransportError):
     retryable = False
 
 
+class BodyTooLargeError(TransportError):
+    """The answer's body is larger than the caller allows; it was not read (memory stays bounded)."""
+
+    retryable = False
+
+
 @dataclass(frozen=True, slots=True)
 class TLSSettings:
     ca_bundle: Path | None = None
@@ -75,6 +81,9 @@ class Transport(Protocol):
         content: bytes | None = None,
         *,
         follow_redirects: bool = False,
-    ) -> Response: ...
+        max_body: int | None = None,
+    ) -> Response:
+        """``max_body``: raise :class:`BodyTooLargeError` instead of reading a longer body."""
+        ...
 
     def close(self) -> None: ...
