@@ -7,7 +7,6 @@ code, and deletes nothing.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -242,12 +241,14 @@ def test_hostile_manifests_block_their_repository_in_one_line_and_delete_nothing
         for n in range(1, 6):
             registry.image(f"1.0.0-alpha.{n}")
         expected = build(registry)
+        rss = tmp_path / "peak-rss-kib"
         process = subprocess.run(
-            [sys.executable, "-m", "pipeline_step", "prune", "--registry", registry.url, "--repo", REPO,
-             "--match", "alpha", "--keep", "1", "--timeout", "10", "--no-progress", "--json", str(tmp_path / "r.json")],
+            [sys.executable, "-m", "tests.support.peak", str(rss), "--", "prune", "--registry", registry.url,
+             "--repo", REPO, "--match", "alpha", "--keep", "1", "--timeout", "10", "--no-progress",
+             "--json", str(tmp_path / "r.json")],
             capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=120,
         )  # fmt: skip
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peak_mib = int(rss.read_text()) / 1024
         check_reports(("--json", str(tmp_path / "r.json")), "")
         assert process.returncode == 5, process.stdout + process.stderr
         refusals = [line for line in process.stderr.splitlines() if f"nothing deleted in {REPO}" in line]

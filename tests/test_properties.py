@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline_step.planning.inventory import RepositoryInventory
-from pipeline_step.planning.planner import Action, Phase, RepositoryPlan, plan_repository
+from pipeline_step.planning.planner import Action, Phase, RepositoryPlan, plan_repository, tie_break
 from pipeline_step.policy.config import DEFAULT_PROTECT, RetentionPolicy
 from pipeline_step.policy.versions import VersionKey, version_key
 from pipeline_step.registry import mediatypes
@@ -186,8 +186,12 @@ def test_keep_n_keeps_exactly_the_newest_candidates_and_explains_every_other_sur
     plan = plan_repository(inventory, policy, NOW)
     candidates = [tag for tag in inventory.tags if policy.not_candidate_reason(tag) is None]
     orderable = [tag for tag in candidates if order_key(tag, inventory, policy) is not None]
-    # Newest first; equal keys are broken by tag name, as the planner documents.
-    orderable.sort(key=lambda tag: (order_key(tag, inventory, policy), tag), reverse=True)
+    # Newest first. Equal creation times are broken by version, then natural name order (tie_break);
+    # equal versions (1.0 and v1.0) by tag name, as the planner documents.
+    if policy.order == "created":
+        orderable.sort(key=lambda tag: (order_key(tag, inventory, policy), tie_break(tag), tag), reverse=True)
+    else:
+        orderable.sort(key=lambda tag: (order_key(tag, inventory, policy), tag), reverse=True)
     newest, rest = orderable[: policy.keep], orderable[policy.keep :]
     assert len(newest) == min(policy.keep, len(orderable))
     assert set(newest) <= kept_tags(plan)
