@@ -20,7 +20,15 @@ def main(argv: list[str]) -> int:
     try:
         return cli_main(argv[2:])
     finally:
-        target.write_text(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        target.write_text(str(high_water_kib()))
+
+
+def high_water_kib() -> int:
+    """VmHWM: this program's own peak (getrusage's maxrss also counts what the parent had at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":
