@@ -263,11 +263,14 @@ def _round_trip(connection: _Connection, method: str, data: bytes) -> tuple[int,
         raise BrokenResponseError(f"TLS error mid-request: {exc}") from exc
     except OSError as exc:
         raise BrokenResponseError(str(exc) or type(exc).__name__) from exc
-    connection_header = response_headers.get("connection", "").lower()
-    if "close" in connection_header:
-        keep = False
-    elif "keep-alive" in connection_header:
-        keep = True
+    connection_header = response_headers.get("connection")
+    if connection_header is not None:
+        # Whole tokens: "keep-alive" inside some other word must not keep an HTTP/1.0 connection.
+        tokens = {token.strip(_OWS) for token in connection_header.lower().split(",")}
+        if "close" in tokens:
+            keep = False
+        elif "keep-alive" in tokens:
+            keep = True
     return status, response_headers, body, keep and complete
 
 
