@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 from pipeline_step.registry.http import lean
-from pipeline_step.registry.http.transport import BrokenResponseError, TLSSettings, TransportError
+from pipeline_step.registry.http.transport import BrokenResponseError, ConnectFailedError, TLSSettings, TransportError
 from tests.fuzz import lean_response
 from tests.fuzz.lean_response import CORPUS, EOF, HOLD, RESET, SECRET, TIMEOUT, Case, Outcome, PropertyError
 
@@ -186,6 +186,20 @@ def test_the_corpus_on_a_real_socket_answers_the_same_within_the_timeout(
         assert outcomes == expected
     if case.end == HOLD and expected[-1] == ("error", "TimedOutError"):
         assert real[-1][1] >= TIMEOUT * 0.9  # it did wait for its timeout, and (above) no longer
+
+
+def test_a_redirect_to_a_host_name_idna_cannot_encode_fails_to_connect() -> None:
+    """Beyond the fake socket's reach: connecting to such a name raised UnicodeError. (IDNA fails
+    before any name lookup, so nothing leaves 127.0.0.1.)"""
+    payload = b"HTTP/1.1 302 Found\r\nLocation: http://a..b/x\r\nContent-Length: 0\r\n\r\n"
+    server = CaseServer(Case("GET", EOF, True, False, (), payload))
+    transport = lean.LeanTransport(TLSSettings(), timeout=TIMEOUT)
+    try:
+        with pytest.raises(ConnectFailedError, match="invalid host name"):
+            transport.request("GET", f"http://127.0.0.1:{server.port}/v2/", {}, follow_redirects=True)
+    finally:
+        transport.close()
+        server.close()
 
 
 # -- a short fuzz ------------------------------------------------------------------------------
