@@ -26,7 +26,7 @@ Properties checked on every input (a violation raises :class:`PropertyError`):
 * :class:`_Reference`, a second parser written for this harness over the whole byte string,
   says what the bytes encode, and the transport returns exactly that status, those headers and
   that body, or raises the error it names (cut off, too long, malformed: BrokenResponseError;
-  a held connection: TimedOutError); it keeps the connection only when the framing allows, and
+  a held connection: TimedOutError); it keeps the connection exactly when the framing allows, and
   the second request gets exactly the response that follows;
 * every request sent is well-formed (no control byte or space in the target, CRLF lines), and
   none that goes to another origin after a redirect carries the Authorization header.
