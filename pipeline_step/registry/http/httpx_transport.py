@@ -83,8 +83,10 @@ class HttpxTransport:
         except httpx.TransportError as exc:
             raise BrokenResponseError(str(exc) or type(exc).__name__) from exc
         headers_out: dict[str, str] = {}
-        for key, value in response.headers.multi_items():
-            lowered = key.lower()
+        for raw_key, raw_value in response.headers.raw:
+            # Latin-1, byte for byte, as the lean transport decodes (httpx would guess UTF-8 for the whole set).
+            lowered = raw_key.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
             headers_out[lowered] = f"{headers_out[lowered]}, {value}" if lowered in headers_out else value
         return Response(response.status_code, headers_out, body, str(response.url))
 

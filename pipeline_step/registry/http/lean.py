@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Mapping, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from pipeline_step.registry.http.transport import (
     BodyTooLargeError,
@@ -37,6 +38,12 @@ _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NO_BODY = frozenset({204, 304})
 _UNLIMITED = 2**62
+_OWS = " \t"  # optional whitespace around header values (RFC 9110 5.6.3)
+_BARE_LF_OR_FOLD = re.compile(rb"\n(?:(?<!\r\n)|[ \t])")
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+_READ_PIECE = 1 << 20  # BufferedReader.read(n) allocates n bytes before reading: bigger bodies come in pieces
+# Printable ASCII: the characters a request target may carry as they are.
+_TARGET_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -84,6 +91,8 @@ class _Connection:
             raise TimedOutError(f"connecting to {host}:{port} timed out after {timeout:g}s") from exc
         except OSError as exc:
             raise ConnectFailedError(f"{host}:{port}: {exc.strerror or exc}") from exc
+        except UnicodeError as exc:  # a host name IDNA cannot encode, e.g. from a redirect
+            raise ConnectFailedError(f"invalid host name {host!r}: {exc}") from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if context is not None:
@@ -147,8 +156,12 @@ class LeanTransport:
             location = response_headers.get("location")
             if not (follow_redirects and status in _REDIRECTS and location):
                 return Response(status, response_headers, body, url)
-            url = urljoin(url, location)
-            new_origin, host, target = _origin(url)
+            try:
+                url = urljoin(url, location)
+                new_origin, host, target = _origin(url)
+                target = _redirect_target(target)
+            except ValueError as exc:  # the server's Location is no usable URL (bad port, bracket, ...)
+                raise BrokenResponseError(f"invalid redirect Location {location[:200]!r}") from exc
             if new_origin != origin:
                 # Never hand the registry's credentials to another host (S3, a CDN).
                 sent_headers = {k: v for k, v in sent_headers.items() if k.lower() != "authorization"}
@@ -208,6 +221,13 @@ class LeanTransport:
         raise BrokenResponseError(f"{origin[1]}:{origin[2]} closed the connection without answering")
 
 
+def _redirect_target(target: str) -> str:
+    """``target`` with every byte a request line cannot carry (controls, spaces, non-ASCII) percent-encoded."""
+    if target.isascii() and target.isprintable() and " " not in target:
+        return target
+    return quote(target, safe=_TARGET_SAFE, encoding="latin-1")
+
+
 def _encode_request(method: str, target: str, host: str, headers: Mapping[str, str], content: bytes | None) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     for name, value in headers.items():
@@ -250,18 +270,29 @@ def _round_trip(
         raise BrokenResponseError(f"TLS error mid-request: {exc}") from exc
     except OSError as exc:
         raise BrokenResponseError(str(exc) or type(exc).__name__) from exc
-    connection_header = response_headers.get("connection", "").lower()
-    if "close" in connection_header:
-        keep = False
-    elif "keep-alive" in connection_header:
-        keep = True
+    connection_header = response_headers.get("connection")
+    if connection_header is not None:
+        # Whole tokens: "keep-alive" inside some other word must not keep an HTTP/1.0 connection.
+        tokens = {token.strip(_OWS) for token in connection_header.lower().split(",")}
+        if "close" in tokens:
+            keep = False
+        elif "keep-alive" in tokens:
+            keep = True
     return status, response_headers, body, keep and complete
 
 
 def _parse_status(line: bytes) -> tuple[int, bool]:
     """(status, keep-alive by default for this HTTP version)."""
+    if not line.endswith(b"\n"):
+        raise BrokenResponseError(f"the status line was cut off or is longer than {_MAX_LINE} bytes")
     parts = line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+    if (
+        len(parts) < 2
+        or not parts[0].startswith(b"HTTP/1.")
+        or not parts[1].isdigit()
+        or len(parts[1]) != 3
+        or parts[1] < b"100"
+    ):
         raise BrokenResponseError(f"not an HTTP/1.x status line: {line[:80]!r}")
     return int(parts[1]), parts[0] != b"HTTP/1.0"
 
@@ -272,45 +303,83 @@ def _read_headers(reader: io.BufferedReader) -> dict[str, str]:
         reader.read(2)
         return {}
     end = buffered.find(b"\r\n\r\n")
-    if end < 0:
+    # Anything unusual goes line by line, before a byte is taken, so the same bytes parse the same
+    # way however they arrived: a block not yet whole in the buffer, a bare LF (it ends a line, maybe
+    # the block), a folded line.
+    if end < 0 or buffered[0] in b" \t" or _BARE_LF_OR_FOLD.search(buffered, 0, end) is not None:
         return _read_header_lines(reader)
-    # The whole block is already buffered: one read and one split instead of a readline per header.
-    block = reader.read(end + 4)[:end]
+    # The whole block is already buffered: one split instead of a readline per header.
+    lines = buffered[:end].decode("latin-1").split("\r\n")
+    if len(lines) > _MAX_HEADERS:
+        raise BrokenResponseError(f"more than {_MAX_HEADERS} response headers")
     headers: dict[str, str] = {}
-    for line in block.decode("latin-1").split("\r\n"):
+    for line in lines:
         name, colon, value = line.partition(":")
         if not colon:
             raise BrokenResponseError(f"malformed response header line {line[:80]!r}")
-        key = name.strip().lower()
-        value = value.strip()
+        key = name.rstrip(_OWS).lower()
+        value = value.strip(_OWS)
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if len(headers) > _MAX_HEADERS:
-        raise BrokenResponseError(f"more than {_MAX_HEADERS} response headers")
+    reader.read(end + 4)
     return headers
 
 
 def _read_header_lines(reader: io.BufferedReader) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for _ in range(_MAX_HEADERS):
+    key: str | None = None  # the header being read: a folded line continues its value
+    value = ""
+    for _ in range(_MAX_HEADERS + 1):  # the headers and the blank line
         line = reader.readline(_MAX_LINE)
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if not line or not line.endswith(b"\n"):
+        if not line.endswith(b"\n"):
             raise BrokenResponseError("the response headers were cut off")
-        name, colon, value = line.partition(b":")
+        text = (line[:-2] if line.endswith(b"\r\n") else line[:-1]).decode("latin-1")
+        if text and text[0] in _OWS:
+            # obs-fold (RFC 9112 5.2): a user agent joins it to the previous line with a space.
+            if key is None:
+                raise BrokenResponseError(f"the response headers start with a folded line {text[:80]!r}")
+            value = f"{value} {text.lstrip(_OWS)}"
+            continue
+        if key is not None:
+            value = value.strip(_OWS)
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        if not text:
+            return headers
+        name, colon, value = text.partition(":")
         if not colon:
-            raise BrokenResponseError(f"malformed response header line {line[:80]!r}")
-        key = name.strip().lower().decode("latin-1")
-        text = value.strip().decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            raise BrokenResponseError(f"malformed response header line {text[:80]!r}")
+        key = name.rstrip(_OWS).lower()  # a name cannot start with a space: that line would be folded
     raise BrokenResponseError(f"more than {_MAX_HEADERS} response headers")
 
 
 def _read_exact(reader: io.BufferedReader, size: int) -> bytes:
-    data = reader.read(size)
-    if len(data) != size:
-        raise BrokenResponseError(f"the response body was cut off after {len(data)} of {size} bytes")
-    return data
+    if size <= _READ_PIECE:
+        data = reader.read(size)
+        if len(data) != size:
+            raise BrokenResponseError(f"the response body was cut off after {len(data)} of {size} bytes")
+        return data
+    # A length the peer announced is no reason to allocate it: take the bytes as they arrive.
+    pieces: list[bytes] = []
+    received = 0
+    while received < size:
+        piece = reader.read(min(size - received, _READ_PIECE))
+        if not piece:
+            raise BrokenResponseError(f"the response body was cut off after {received} of {size} bytes")
+        pieces.append(piece)
+        received += len(piece)
+    return b"".join(pieces)
+
+
+def _content_length(value: str) -> int:
+    """The length a Content-Length other than a short run of digits gives, if any."""
+    # A list of one repeated length is that length (RFC 9110 8.6); anything else frames nothing.
+    values = {part.strip(_OWS) for part in value.split(",")}
+    single = values.pop()
+    if values or not (single.isascii() and single.isdigit()):
+        raise BrokenResponseError(f"invalid Content-Length {value[:80]!r}")
+    try:
+        return int(single)
+    except ValueError:  # more digits than int() takes
+        raise BrokenResponseError(f"invalid Content-Length {value[:80]!r}") from None
 
 
 def _read_body(
@@ -318,25 +387,33 @@ def _read_body(
 ) -> tuple[bytes, bool]:
     """The body, and whether the connection can carry another request afterwards."""
     if method == "HEAD" or status in _NO_BODY or status < 200:
-        return b"", True
+        return b"", status != 101  # after 101 the connection speaks another protocol
     limit = max_body if max_body is not None else _UNLIMITED
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _read_chunked(reader, limit), True
+    coding = headers.get("transfer-encoding")
+    if coding is not None:
+        if coding.rpartition(",")[2].strip(_OWS).lower() == "chunked":
+            # With a Content-Length too, the framing is suspect (RFC 9112 6.3): do not reuse the connection.
+            return _read_chunked(reader, limit), "content-length" not in headers
+        return _read_to_close(reader, limit), False  # chunked is not the final coding (RFC 9112 6.3)
     length = headers.get("content-length")
     if length is not None:
-        try:
-            size = int(length.split(",")[0])
-        except ValueError:
-            raise BrokenResponseError(f"invalid Content-Length {length!r}") from None
-        if size < 0:
-            raise BrokenResponseError(f"invalid Content-Length {length!r}")
+        size = int(length) if length.isdigit() and length.isascii() and len(length) < 19 else _content_length(length)
         if size > limit:
             raise BodyTooLargeError(f"the answer announces {size} bytes, more than the {limit} allowed")
         return _read_exact(reader, size), True
-    body = reader.read(limit + 1)  # delimited by close
-    if len(body) > limit:
-        raise BodyTooLargeError(f"the answer is longer than the {limit} bytes allowed")
-    return body, False
+    return _read_to_close(reader, limit), False
+
+
+def _read_to_close(reader: io.BufferedReader, limit: int) -> bytes:
+    """A body delimited by the connection's close, in pieces, refused once it passes ``limit``."""
+    pieces: list[bytes] = []
+    received = 0
+    while piece := reader.read(min(_READ_PIECE, limit + 1 - received)):
+        pieces.append(piece)
+        received += len(piece)
+        if received > limit:
+            raise BodyTooLargeError(f"the answer is longer than the {limit} bytes allowed")
+    return b"".join(pieces)
 
 
 def _read_chunked(reader: io.BufferedReader, limit: int = _UNLIMITED) -> bytes:
@@ -346,10 +423,11 @@ def _read_chunked(reader: io.BufferedReader, limit: int = _UNLIMITED) -> bytes:
         line = reader.readline(_MAX_LINE)
         if not line.endswith(b"\n"):
             raise BrokenResponseError("a chunked response body was cut off")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise BrokenResponseError(f"invalid chunk size line {line[:80]!r}") from None
+        size_field = line.split(b";", 1)[0].strip(b" \t\r\n")
+        # Hex digits only: int(x, 16) would also take "0x1f", "-1", "+1" and "1_0".
+        if not size_field or size_field.strip(_HEX_DIGITS):
+            raise BrokenResponseError(f"invalid chunk size line {line[:80]!r}")
+        size = int(size_field, 16)
         if size == 0:
             _read_headers(reader)  # trailers, up to the blank line
             return b"".join(chunks)

@@ -1,0 +1,1 @@
+"""Fuzz targets (atheris): each runs as ``python -m tests.fuzz.NAME [libFuzzer arguments]``, see scripts/fuzz.sh."""
