@@ -37,7 +37,6 @@ _MAX_HEADERS = 200
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NO_BODY = frozenset({204, 304})
-_UNLIMITED = 2**62
 _OWS = " \t"  # optional whitespace around header values (RFC 9110 5.6.3)
 _BARE_LF_OR_FOLD = re.compile(rb"\n(?:(?<!\r\n)|[ \t])")
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
@@ -388,7 +387,7 @@ def _read_body(
     """The body, and whether the connection can carry another request afterwards."""
     if method == "HEAD" or status in _NO_BODY or status < 200:
         return b"", status != 101  # after 101 the connection speaks another protocol
-    limit = max_body if max_body is not None else _UNLIMITED
+    limit = max_body
     coding = headers.get("transfer-encoding")
     if coding is not None:
         if coding.rpartition(",")[2].strip(_OWS).lower() == "chunked":
@@ -398,14 +397,16 @@ def _read_body(
     length = headers.get("content-length")
     if length is not None:
         size = int(length) if length.isdigit() and length.isascii() and len(length) < 19 else _content_length(length)
-        if size > limit:
+        if limit is not None and size > limit:
             raise BodyTooLargeError(f"the answer announces {size} bytes, more than the {limit} allowed")
         return _read_exact(reader, size), True
     return _read_to_close(reader, limit), False
 
 
-def _read_to_close(reader: io.BufferedReader, limit: int) -> bytes:
+def _read_to_close(reader: io.BufferedReader, limit: int | None) -> bytes:
     """A body delimited by the connection's close, in pieces, refused once it passes ``limit``."""
+    if limit is None:
+        return reader.read()
     pieces: list[bytes] = []
     received = 0
     while piece := reader.read(min(_READ_PIECE, limit + 1 - received)):
@@ -416,7 +417,7 @@ def _read_to_close(reader: io.BufferedReader, limit: int) -> bytes:
     return b"".join(pieces)
 
 
-def _read_chunked(reader: io.BufferedReader, limit: int = _UNLIMITED) -> bytes:
+def _read_chunked(reader: io.BufferedReader, limit: int | None = None) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -432,7 +433,7 @@ def _read_chunked(reader: io.BufferedReader, limit: int = _UNLIMITED) -> bytes:
             _read_headers(reader)  # trailers, up to the blank line
             return b"".join(chunks)
         total += size
-        if total > limit:
+        if limit is not None and total > limit:
             raise BodyTooLargeError(f"the chunked answer is longer than the {limit} bytes allowed")
         chunks.append(_read_exact(reader, size))
         if reader.readline(_MAX_LINE) not in (b"\r\n", b"\n"):
