@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     PARTIAL = 5
     LOCKED = 6
     AUDIT_FAILED = 7
+    UPGRADE_BLOCKED = 8
     CANNOT_HELP = 10
     PUSH_FAILED = 11
     GC_FAILED = 12
@@ -40,6 +41,8 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.LOCKED: "another run holds the registry lock",
     ExitCode.AUDIT_FAILED: "the undo log could not be written (is this agent's disk full?): the run stopped "
     "before its next deletion; the report lists what was deleted",
+    ExitCode.UPGRADE_BLOCKED: "usage --upgrade-check: schema1 manifests remain, which registry 3.x cannot read; "
+    "the report lists them",
     ExitCode.CANNOT_HELP: "pruning the registry cannot fix this failure",
     ExitCode.PUSH_FAILED: "the push still fails after recovery",
     ExitCode.GC_FAILED: "garbage collection or the restart command failed",
@@ -103,6 +106,15 @@ class AnswerTooLargeError(RegistryProtocolError):
     """An answer's body is larger than allowed; it was not read."""
 
 
+class Schema1ManifestError(RegistryProtocolError):
+    """A manifest is stored as schema1, which registry 3.x cannot read. A fact the inventory lists,
+    not a fault: ``digest`` is known where the registry could still answer it (2.8, direct mode)."""
+
+    def __init__(self, message: str, *, digest: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.digest = digest
+
+
 class NotFoundError(RegistryError):
     """A manifest or blob the caller asked for does not exist (404)."""
 
@@ -123,6 +135,10 @@ class RegistryServerError(RegistryError):
         self.status = status
         self.code = code
         self.detail = detail
+
+
+class TagDeleteUnsupportedError(RegistryProtocolError):
+    """The registry deletes manifests by digest only (distribution 2.8)."""
 
 
 class DeleteDisabledError(RegistryError):

@@ -33,3 +33,7 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
   fi
   touch "$stamp"
 fi
+
+# Registry 3.x (and 3.0.0 for its one test), oras and cosign, built from the Go module proxy once per
+# version into the cache folder the tests and CI share (a few minutes the first time, nothing after).
+./scripts/gotools.sh

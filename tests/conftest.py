@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.apps import SeededApp, seed_app
 from tests.support.cli import CliResult, run_cli
-from tests.support.registry import RegistryFactory, RegistryServer, registry_binary
+from tests.support.registry import LINES, RegistryFactory, RegistryServer, registry_binary
 
 REGISTRY_FIXTURES = frozenset({"registry_factory"})
 
@@ -32,16 +32,25 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_PRUNE_LOCK_DIR", str(tmp_path / "locks"))
 
 
+@pytest.fixture(params=LINES, ids=[f"registry-{line}" for line in LINES])
+def registry_line(request: pytest.FixtureRequest) -> str:
+    """The registry line a test runs against: each real-registry test runs once per line."""
+    line: str = request.param
+    return line
+
+
 @pytest.fixture
-def registry_factory(tmp_path: Path) -> Iterator[RegistryFactory]:
-    """Starts registries (each with its own config and storage); fails, saying how to install, without one."""
+def registry_factory(tmp_path: Path, registry_line: str) -> Iterator[RegistryFactory]:
+    """Starts registries of the test's line (each with its own config and storage); fails, saying how
+    to install it, without the binary."""
     try:
-        registry_binary()
+        registry_binary(registry_line)
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     servers: list[RegistryServer] = []
 
     def make(name: str = "reg", *, storage: Path | None = None, **options: object) -> RegistryServer:
+        options.setdefault("line", registry_line)
         server = RegistryServer(workdir=tmp_path / name, storage=storage or tmp_path / name / "storage", **options)  # type: ignore[arg-type]
         servers.append(server)
         return server.start()

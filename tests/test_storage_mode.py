@@ -175,8 +175,14 @@ def test_a_running_registry_stops_serving_what_a_direct_prune_removed(
     )
     assert result.code == 0, result.output
     assert "restart the registry" in result.stdout
-    # distribution 2.8 reads the links on every request: removed tags and manifests are gone at once.
-    assert resolve(served.url, "team/app", doomed) is None
+    if served.line == "2.8":
+        # distribution 2.8 reads the links on every request: removed tags and manifests are gone at once.
+        assert resolve(served.url, "team/app", doomed) is None
+    else:
+        # 3.x caches a manifest it served by digest: it goes on serving it until the restart the note asks for.
+        assert resolve(served.url, "team/app", doomed) == doomed
+        served.restart(same_port=True)
+        assert resolve(served.url, "team/app", doomed) is None
     assert resolve(served.url, "team/app", "3.3.0-alpha.1") is None
     assert "3.3.0-alpha.1" not in list_tags(served.url, "team/app")
     report = json.loads((tmp_path / "r.json").read_text())

@@ -48,6 +48,7 @@ Map exitMeanings() {
     5: 'partial: some planned deletions failed, or a repository was left alone because one of its tags could not be resolved; for restore, some images could not be restored. The report lists which',
     6: 'another run holds the registry lock',
     7: 'the undo log could not be written (is this agent\'s disk full?): the run stopped before its next deletion; the report lists what was deleted',
+    8: 'usage --upgrade-check: schema1 manifests remain, which registry 3.x cannot read; the report lists them',
     10: 'pruning the registry cannot fix this failure',
     11: 'the push still fails after recovery',
     12: 'garbage collection or the restart command failed',

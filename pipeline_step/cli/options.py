@@ -66,6 +66,12 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         "(its storage.filesystem.rootdirectory) instead of the API; --registry is then optional. "
         "Run on the registry host or in its container; restart the registry afterwards",
     )
+    group.add_argument(
+        "--no-cross-check",
+        action="store_true",
+        help="direct mode with --registry: do not compare the registry's tag lists with the storage's "
+        "(by default a repository whose registry hides a stored tag is left alone)",
+    )
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:

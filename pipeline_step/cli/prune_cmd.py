@@ -79,9 +79,11 @@ def _run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Prun
 
 
 def _render(args: argparse.Namespace, report: PruneReport) -> None:
+    human = sys.stderr if args.json == "-" else sys.stdout
+    if report.registry_line and report.registry is not None:
+        print(redact(f"registry: {report.registry} (distribution {report.registry_line})"), file=human)
     if args.json != "-":
         output.print_table(report)
-    human = sys.stderr if args.json == "-" else sys.stdout
     for line in (report.message, *report.notes):
         print(redact(line), file=human)
     for blocked in (r.blocked for r in report.repositories if r.blocked):

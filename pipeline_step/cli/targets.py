@@ -8,21 +8,25 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pipeline_step.backends import Backend, open_backend
 from pipeline_step.cli.credentials import resolve_credentials
 from pipeline_step.cli.runtime import Runtime
+from pipeline_step.errors import RegistryError
 from pipeline_step.execution.audit import AuditLog, default_audit_dir
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.client import RegistryClient
 from pipeline_step.registry.http.choose import open_client
+from pipeline_step.registry.http.session import RetryPolicy
 from pipeline_step.registry.http.transport import TLSSettings
 from pipeline_step.support.locking import RegistryLock, default_lock_dir
-from pipeline_step.support.redact import register_secret
+from pipeline_step.support.redact import redact, register_secret
 
 
-def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryClient:
+def connect(
+    args: argparse.Namespace, configuration: Configuration, *, retry: RetryPolicy | None = None
+) -> RegistryClient:
     registry = configuration.registry
     credentials = resolve_credentials(registry, password_stdin=sys.stdin if args.password_stdin else None)
     if registry.insecure:
@@ -34,6 +38,7 @@ def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryC
         timeout=registry.timeout,
         concurrency=configuration.settings.concurrency,
         transport=getattr(args, "transport", None),
+        retry=retry,
         on_secret=register_secret,
     )
 
@@ -69,13 +74,37 @@ def open_target(args: argparse.Namespace, configuration: Configuration, runtime:
     concurrency = configuration.settings.concurrency
     if storage_root is not None:
         url = configuration.settings.registry.url if configuration.settings.registry is not None else None
-        yield Target(
-            open_backend(storage_root=storage_root, label=url, concurrency=concurrency, stop=runtime.stop), None
-        )
+        with contextlib.ExitStack() as stack:
+            listed = None
+            if url is not None and not getattr(args, "no_cross_check", False):
+                listed = _tag_lister(args, configuration, stack)
+            backend = open_backend(
+                storage_root=storage_root, label=url, concurrency=concurrency, stop=runtime.stop, listed=listed
+            )
+            yield Target(backend, None)
         return
     with connect(args, configuration) as client:
         client.ping()
         yield Target(open_backend(client=client, concurrency=concurrency, stop=runtime.stop), client)
+
+
+def _tag_lister(
+    args: argparse.Namespace, configuration: Configuration, stack: contextlib.ExitStack
+) -> Callable[[str], list[str]] | None:
+    """The registry's tag list, to compare with the storage's; None (said on stderr) when it does not
+    answer at once: direct mode is for a registry that may be stopped."""
+    client = stack.enter_context(
+        contextlib.closing(connect(args, configuration, retry=RetryPolicy(attempts=1, max_elapsed=5)))
+    )
+    try:
+        client.ping()
+    except RegistryError as exc:
+        print(
+            redact(f"registry-prune: note: tag lists not compared with the registry's: {exc.message}"),
+            file=sys.stderr,
+        )
+        return None
+    return client.tags
 
 
 @contextlib.contextmanager

@@ -34,6 +34,11 @@ def register(commands: Subcommands[Parser]) -> None:
     group.add_argument("--json", metavar="FILE", help="write the usage report as JSON to FILE (- for stdout)")
     group.add_argument("--top", type=int, metavar="N", help="show only the N repositories with the most to reclaim")
     group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    group.add_argument(
+        "--upgrade-check",
+        action="store_true",
+        help="exit 8 while any tag names a schema1 manifest, which registry 3.x cannot read: gate an upgrade on it",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Usage
             registry=target.label,
             patterns=patterns,
             exact=target.direct,
+            upgrade_check=args.upgrade_check,
             progress=runtime.progress(args),
             stop=runtime.stop,
         )
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Usage
     def render(report: UsageReport) -> None:
         if args.json != "-":
             print_usage(report, args.top)
+        print(redact(report.message), file=sys.stderr if args.json == "-" else sys.stdout)
 
     return invocation.finish(report, render)
 
@@ -101,6 +108,9 @@ def print_usage(report: UsageReport, top: int | None, stream: TextIO = sys.stdou
         "Each blob is counted once in the total, so it can be less than the sum of the rows "
         "when repositories share layers.\n"
     )
+    for entry in report.schema1:
+        where = f"{entry.repository}:{entry.tag}" + (f" ({entry.digest})" if entry.digest else "")
+        stream.write(redact(f"schema1: {where}: cannot be read by registry 3.x; blocks its garbage collection\n"))
     if not report.exact:
         stream.write(
             "Through the API untagged manifests are not visible; any that share a layer with a deletion keep it, "

@@ -31,12 +31,13 @@ from pipeline_step.errors import (
     PruneError,
     RegistryError,
     RegistryUnreachableError,
+    Schema1ManifestError,
     TLSVerificationError,
 )
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import DeleteStep, RepositoryPlan
 from pipeline_step.registry.digest import short
-from pipeline_step.registry.model import DeleteResult
+from pipeline_step.registry.model import DeleteResult, RegistryLine
 from pipeline_step.support.concurrency import run_bounded
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class Status(str, Enum):
     DELETED = "deleted"
     ALREADY_GONE = "already-gone"
     SKIPPED = "skipped"
+    UNTAGGED = "untagged"  # its planned tags are gone, the manifest stays: a tag nobody planned still names it
+    TAGS_DELETED = "tags-deleted"  # its planned tags are gone; the run stopped before the manifest (a rerun ends it)
+    MANIFEST_FAILED = "manifest-failed"  # its planned tags are gone, but the manifest's DELETE failed
     FAILED = "failed"
     NOT_ATTEMPTED = "not-attempted"
 
@@ -87,6 +91,18 @@ class Deleter(Protocol):
         """Finish what an interrupted run left half done (e.g. moved-out tag directories)."""
         ...
 
+    def registry_line(self, repository: str) -> RegistryLine | None:
+        """Which distribution line serves this content, or None where no registry is asked (direct)."""
+        ...
+
+    def untags(self, repository: str) -> bool:
+        """Whether planned tags go one by one before their manifest (registries that delete single tags)."""
+        ...
+
+    def untag(self, repository: str, tag: str) -> DeleteResult:
+        """Delete one tag and nothing else."""
+        ...
+
     def reinstate(self, repository: str, digest: str, manifest: bytes, media_type: str) -> bool:
         """Put back a manifest whose deletion was cut short (its tags still listed), so it can be
         planned again; False where the backend repairs such tags itself (direct mode)."""
@@ -112,8 +128,12 @@ class ExecutionResult:
         return [o for o in self.outcomes if o.status is status]
 
     @property
+    def failed(self) -> list[StepOutcome]:
+        return [o for o in self.outcomes if o.status in (Status.FAILED, Status.MANIFEST_FAILED)]
+
+    @property
     def ok(self) -> bool:
-        return self.fatal is None and not self.interrupted and not self.by_status(Status.FAILED)
+        return self.fatal is None and not self.interrupted and not self.failed
 
 
 class Executor:
@@ -136,6 +156,7 @@ class Executor:
         self._consecutive_failures = 0
         self._result = ExecutionResult()
         self._recorded: set[tuple[str, str]] = set()
+        self._untagged: set[tuple[str, str]] = set()  # (repository, digest) whose planned tags are deleted
 
     def run(self, plans: Iterable[tuple[RepositoryPlan, RepositoryInventory]]) -> ExecutionResult:
         pending = [(plan, inventory) for plan, inventory in plans if plan.steps or plan.repairs]
@@ -156,6 +177,14 @@ class Executor:
                     self._record(StepOutcome(step, Status.SKIPPED, withdrawn[step.digest]))
                 else:
                     steps.append(step)
+            try:
+                untagging = self.deleter.untags(plan.repository) and any(step.tags for step in steps)
+            except PruneError as exc:
+                self._halt(exc)
+                self._mark_not_attempted(steps)
+                continue
+            if untagging:
+                steps = self._untag_first(plan, inventory, steps)
             for _, phase_steps in groupby(steps, key=lambda s: s.phase):
                 batch = list(phase_steps)
                 run_bounded(batch, self._execute, workers=self.concurrency, stop=self._halted)
@@ -190,7 +219,7 @@ class Executor:
         lock = threading.Lock()
 
         def check(tag: str) -> None:
-            current = self.deleter.resolve_tag(plan.repository, tag)
+            current = self._current(plan.repository, tag, schema1=tag in inventory.schema1)
             if current is None:
                 return
             hits: list[tuple[str, str]] = []
@@ -212,9 +241,110 @@ class Executor:
             log.warning("%s@%s: not deleting: %s", plan.repository, short(digest), reason)
         return withdrawn
 
+    def _untag_first(
+        self, plan: RepositoryPlan, inventory: RepositoryInventory, steps: list[DeleteStep]
+    ) -> list[DeleteStep]:
+        """Registries that delete single tags (3.x): remove every planned tag first, then ask the
+        registry which tags are left. A tag it did not list at planning (hidden by its tag list, or
+        pushed since) that names a doomed manifest keeps that manifest. Returns the steps whose
+        manifest may now go by digest; that DELETE then scans only the tags left."""
+        tagged = [step for step in steps if step.tags]
+        run_bounded(tagged, self._untag, workers=self.concurrency, stop=self._halted)
+        untagged = [step for step in tagged if (step.repository, step.digest) in self._untagged]
+        self._mark_not_attempted([s for s in tagged if (s.repository, s.digest) not in self._recorded | self._untagged])
+        if self._halted():
+            self._stopped_after_untagging(untagged)
+            return []
+        doomed = {step.digest for step in untagged}
+        known = set(inventory.tags) | set(inventory.unresolved) | set(inventory.schema1)
+        known |= {tag for step in steps for tag in step.tags}
+        keepers: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def check(tag: str) -> None:
+            current = self.deleter.resolve_tag(plan.repository, tag)
+            if current in doomed:
+                with lock:
+                    keepers.setdefault(current, tag)
+
+        try:
+            unseen = [tag for tag in self.deleter.list_tags(plan.repository) if tag not in known]
+            run_bounded(unseen, check, workers=self.concurrency, stop=self.stop.is_set)
+        except PruneError as exc:
+            self._halt(exc)
+            self._stopped_after_untagging(untagged)
+            return []
+        for step in untagged:
+            if step.digest in keepers:
+                tag = keepers[step.digest]
+                log.warning(
+                    "%s@%s: kept: tag %s, unseen at planning, names it", plan.repository, short(step.digest), tag
+                )
+                self._record(
+                    StepOutcome(
+                        step,
+                        Status.UNTAGGED,
+                        f"its planned tags were deleted; the manifest stays: tag {tag}, which the registry's tag "
+                        "list did not show at planning (hidden, or pushed since), still names it",
+                    )
+                )
+        return [step for step in steps if not step.tags or (step in untagged and step.digest not in keepers)]
+
+    def _stopped_after_untagging(self, steps: list[DeleteStep]) -> None:
+        for step in steps:
+            self._record(
+                StepOutcome(
+                    step,
+                    Status.TAGS_DELETED,
+                    "its tags were deleted; the run stopped before its manifest, which a rerun deletes "
+                    "(from the undo log)",
+                )
+            )
+
+    def _current(self, repository: str, tag: str, *, schema1: bool) -> str | None:
+        """The digest ``tag`` names now. A schema1 tag by GET: 3.x fails a HEAD of one with a bare 500."""
+        if not schema1:
+            return self.deleter.resolve_tag(repository, tag)
+        try:
+            found = self.deleter.resolve_tag_manifest(repository, tag)
+        except Schema1ManifestError:
+            return None  # still schema1, so none of the digests planned (schema2 or OCI, all)
+        return None if found is None else found[0]
+
+    def _untag(self, step: DeleteStep) -> None:
+        """Stage one on registries that delete single tags: re-check, write the undo record, untag."""
+        if not self._prepare(step):
+            return
+        try:
+            for tag in step.tags:
+                self.deleter.untag(step.repository, tag)
+        except RegistryError as exc:
+            self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS))
+            return
+        with self._lock:
+            self._untagged.add((step.repository, step.digest))
+
     def _execute(self, step: DeleteStep) -> None:
-        where = f"{step.repository}@{short(step.digest)}"
-        sent = False
+        if (step.repository, step.digest) not in self._untagged and not self._prepare(step):
+            return
+        try:
+            result = self.deleter.delete(step)
+        except RegistryError as exc:
+            note = self._check_after_error(step, exc)
+            if note is not None:
+                self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS), note=note)
+            return
+        status = Status.DELETED if result is DeleteResult.DELETED else Status.ALREADY_GONE
+        with self._lock:
+            self._consecutive_failures = 0
+        detail = (
+            "deleted" if status is Status.DELETED else "already gone (deleted by an earlier attempt or someone else)"
+        )
+        log.debug("%s@%s: %s", step.repository, short(step.digest), detail)
+        self._record(StepOutcome(step, status, detail))
+
+    def _prepare(self, step: DeleteStep) -> bool:
+        """Re-resolve the step's own tags and write its undo record; False (recorded) when it must not go on."""
         manifest: bytes | None = None
         try:
             for index, tag in enumerate(step.tags):
@@ -234,31 +364,20 @@ class Executor:
                             f"tag {tag} was re-pushed after planning (now {short(current)}); not deleted",
                         )
                     )
-                    return
+                    return False
             if self.audit is not None:
                 if manifest is None:  # untagged (a child of a deleted index), or the tag vanished meanwhile
                     manifest = self.deleter.manifest_bytes(step.repository, step.digest)
                 self.audit.record_intent(step, manifest)
-            sent = True
-            result = self.deleter.delete(step)
         except AuditWriteError as exc:
             # No undo record, no DELETE: this step was not attempted, and nothing after it will be.
             self._record(StepOutcome(step, Status.NOT_ATTEMPTED, f"not deleted: {exc.message}"))
             self._halt(exc)
-            return
+            return False
         except RegistryError as exc:
-            note = self._check_after_error(step, exc) if sent else ""
-            if note is not None:
-                self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS), note=note)
-            return
-        status = Status.DELETED if result is DeleteResult.DELETED else Status.ALREADY_GONE
-        with self._lock:
-            self._consecutive_failures = 0
-        detail = (
-            "deleted" if status is Status.DELETED else "already gone (deleted by an earlier attempt or someone else)"
-        )
-        log.debug("%s: %s", where, detail)
-        self._record(StepOutcome(step, status, detail))
+            self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS))
+            return False
+        return True
 
     def _check_after_error(self, step: DeleteStep, exc: PruneError) -> str | None:
         """After a DELETE that errored: None if the manifest is gone anyway (recorded as done),
@@ -288,7 +407,12 @@ class Executor:
         return ""
 
     def _fail(self, step: DeleteStep, exc: PruneError, *, fatal: bool, note: str = "") -> None:
-        self._record(StepOutcome(step, Status.FAILED, f"{exc}{note}"))
+        if (step.repository, step.digest) in self._untagged:
+            # The report must not call these tags failed: they are gone; only the manifest is left.
+            detail = f"its tags were deleted, but the manifest's DELETE failed: {exc}{note}"
+            self._record(StepOutcome(step, Status.MANIFEST_FAILED, detail))
+        else:
+            self._record(StepOutcome(step, Status.FAILED, f"{exc}{note}"))
         with self._lock:
             self._consecutive_failures += 1
             if fatal and self._result.fatal is None:

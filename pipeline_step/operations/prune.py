@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pipeline_step.backends.base import Backend
-from pipeline_step.errors import AuthenticationError, ExitCode
+from pipeline_step.errors import AuthenticationError, ExitCode, NotFoundError
 from pipeline_step.execution.audit import AuditedDeletion
 from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executor, Status, StepOutcome
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.planning.build import Plan, build_plan
+from pipeline_step.planning.leftovers import Leftover, plan_leftovers
 from pipeline_step.planning.planner import Action
 from pipeline_step.planning.reclaim import predict_catalog_reclaim
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.digest import short
+from pipeline_step.registry.model import RegistryLine
 from pipeline_step.support.progress import ProgressFactory, null_progress
 from pipeline_step.support.units import format_bytes, plural
 
@@ -51,6 +53,7 @@ class PruneRun:
     execution: ExecutionResult | None  # None for plan and --dry-run
     started: datetime
     notes: list[str] = field(default_factory=list)
+    registry_line: RegistryLine | None = None  # None in direct mode, or when no repository was read
 
     @property
     def executed(self) -> bool:
@@ -64,7 +67,13 @@ class PruneRun:
             repairs = sum(len(p.repairs) for p in self.plan.repositories)
             return Tally(deleted=deleted, kept=kept, manifests_deleted=self.plan.step_count, repaired=repairs)
         return Tally(
-            deleted=_tags(execution.by_status(Status.DELETED) + execution.by_status(Status.ALREADY_GONE)),
+            deleted=_tags(
+                execution.by_status(Status.DELETED)
+                + execution.by_status(Status.ALREADY_GONE)
+                + execution.by_status(Status.UNTAGGED)
+                + execution.by_status(Status.TAGS_DELETED)
+                + execution.by_status(Status.MANIFEST_FAILED)
+            ),
             kept=kept,
             skipped=_tags(execution.by_status(Status.SKIPPED)),
             failed=_tags(execution.by_status(Status.FAILED)),
@@ -86,7 +95,7 @@ class PruneRun:
             return Outcome("interrupted", ExitCode.INTERRUPTED, self._summary("interrupted"))
         if execution.fatal is not None:
             return Outcome("failed", execution.fatal.exit_code, self._summary("failed"), (execution.fatal,))
-        if execution.by_status(Status.FAILED) or self.blocked:
+        if execution.failed or self.blocked:
             # A blocked repository was not pruned at all: an unattended job must not stay green.
             return Outcome("partial", ExitCode.PARTIAL, self._summary("partial"))
         return Outcome("ok", ExitCode.OK, self._summary("ok"))
@@ -108,6 +117,9 @@ class PruneRun:
             parts.append(f"skipped {s.skipped}")
         if s.failed:
             parts.append(f"FAILED {s.failed}")
+        orphaned = len(self.execution.by_status(Status.MANIFEST_FAILED))
+        if orphaned:
+            parts.append(f"FAILED {plural(orphaned, 'manifest')} whose tags are gone")
         if s.not_attempted:
             parts.append(f"not attempted {s.not_attempted}")
         if s.repaired:
@@ -152,6 +164,30 @@ def interrupted_deletions(plan: Plan, history: Mapping[tuple[str, str], AuditedD
     return list(found.values())
 
 
+UNFINISHED = frozenset({None, Status.TAGS_DELETED.value, Status.MANIFEST_FAILED.value})
+
+
+def unfinished_manifests(
+    backend: Backend, plan: Plan, history: Mapping[tuple[str, str], AuditedDeletion]
+) -> dict[str, list[Leftover]]:
+    """repository -> manifests whose tags an earlier run deleted but whose DELETE it never finished,
+    still present. Only registries that delete single tags leave these."""
+    found: dict[str, dict[str, Leftover]] = {}
+    for deletion in history.values():
+        inventory = plan.inventories.get(deletion.repository)
+        if inventory is None or deletion.status not in UNFINISHED:
+            continue
+        leftovers = found.setdefault(deletion.repository, {})
+        if deletion.digest in leftovers or not backend.untags(deletion.repository):
+            continue
+        try:
+            backend.manifest_bytes(deletion.repository, deletion.digest)
+        except NotFoundError:
+            continue  # finished since, by a later run or by garbage collection
+        leftovers[deletion.digest] = Leftover(deletion.repository, deletion.digest, deletion.media_type, deletion.tags)
+    return {repository: list(leftovers.values()) for repository, leftovers in found.items() if leftovers}
+
+
 def describe_interrupted(deletion: AuditedDeletion) -> str:
     tags = ", ".join(deletion.tags)
     return (
@@ -192,7 +228,11 @@ def prune(
     plan = planned()
     notes: list[str] = []
     vanished = any(inventory.vanished for inventory in plan.inventories.values())
-    interrupted = interrupted_deletions(plan, history()) if vanished and history is not None else []
+    first = next(iter(plan.inventories), None)
+    line = backend.registry_line(first) if first is not None else None
+    untagging = first is not None and backend.untags(first)
+    records = history() if history is not None and (vanished or untagging) else {}
+    interrupted = interrupted_deletions(plan, records) if vanished else []
     if interrupted and dry_run:
         notes.extend(f"would finish {describe_interrupted(d)}" for d in interrupted)
     elif interrupted:
@@ -200,6 +240,11 @@ def prune(
             if backend.reinstate(deletion.repository, deletion.digest, deletion.manifest, deletion.media_type):
                 notes.append(f"finished {describe_interrupted(deletion)}")
         plan = planned()  # its tags resolve again: plan them like any other
+    if untagging and records:
+        leftovers = unfinished_manifests(backend, plan, records)
+        for repository_plan in plan.repositories:
+            plan_leftovers(repository_plan, plan.inventories[repository_plan.repository],
+                           leftovers.get(repository_plan.repository, []))  # fmt: skip
     execution: ExecutionResult | None = None
     if not dry_run and (plan.step_count or any(p.repairs for p in plan.repositories)):
         bar = progress("delete", plan.step_count)
@@ -217,7 +262,7 @@ def prune(
     elif not dry_run:
         execution = ExecutionResult()
     notes[:0] = [note for repository in plan.repositories for note in repository.notes]
-    run = PruneRun(command, dry_run, plan, execution, started, notes)
+    run = PruneRun(command, dry_run, plan, execution, started, notes, line)
     unreadable = ""
     if predict == "catalog" and plan.step_count and not stop.is_set():
         try:

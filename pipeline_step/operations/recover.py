@@ -78,7 +78,8 @@ class Round:
         return [
             (o.step.repository, tag, o.step.digest)
             for o in self.execution.outcomes
-            if o.status in (Status.DELETED, Status.ALREADY_GONE)
+            if o.status
+            in (Status.DELETED, Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED, Status.MANIFEST_FAILED)
             for tag in o.step.tags
         ]
 
@@ -204,6 +205,9 @@ def choose_keep_cap(
         if predict_reclaim(inventories, deleted).bytes >= shortfall:
             return cap
     return floor
+
+
+TAGS_GONE = (Status.DELETED, Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED, Status.MANIFEST_FAILED)
 
 
 class Recoverer:

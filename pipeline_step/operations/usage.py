@@ -26,7 +26,7 @@ from pipeline_step.planning.reclaim import ReclaimEstimate, check_stop, reclaima
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.model import Manifest
 from pipeline_step.support.progress import ProgressFactory, null_progress
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import format_bytes, plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,13 @@ class RepositoryUsage:
     tags_to_delete: int
     selected: bool  # the policy applies here (else it is scanned only to protect shared blobs)
     blocked: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schema1Tag:
+    repository: str
+    tag: str
+    digest: str | None  # None where the registry (3.x) cannot even say which
 
 
 @dataclass
@@ -54,17 +61,28 @@ class Usage:
     referenced_bytes: int = 0  # each blob once across the whole registry
     reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
     reclaimable_blobs: int = 0
+    schema1: list[Schema1Tag] = field(default_factory=list)
+    upgrade_check: bool = False  # schema1 manifests make the outcome "blocked" (exit 8)
     plan: Plan | None = None
 
     def outcome(self) -> Outcome:
         count = len(self.repositories)
-        return Outcome(
-            "ok",
-            ExitCode.OK,
-            f"{count} repositor{'y' if count == 1 else 'ies'}, {self.tags} tags, "
+        message = (
+            f"{plural(count, 'repository', 'repositories')}, {plural(self.tags, 'tag')}, "
             f"{format_bytes(self.referenced_bytes)} referenced; pruning under the policy would reclaim "
-            f"{format_bytes(self.reclaimable_bytes)}",
+            f"{format_bytes(self.reclaimable_bytes)}"
         )
+        if self.schema1:
+            where = sorted({entry.repository for entry in self.schema1})
+            message += (
+                f"; {plural(len(self.schema1), 'tag')} in {', '.join(where[:5])}{' …' if len(where) > 5 else ''} "
+                "name schema1 manifests, which registry 3.x cannot read and whose garbage collection they stop"
+            )
+            if self.upgrade_check:
+                return Outcome("blocked", ExitCode.UPGRADE_BLOCKED, f"not ready for registry 3.x: {message}")
+        elif self.upgrade_check:
+            message += "; no schema1 manifests: ready for registry 3.x"
+        return Outcome("ok", ExitCode.OK, message)
 
 
 def _blob_bytes(manifests: Iterable[Manifest]) -> dict[str, int]:
@@ -81,6 +99,7 @@ def measure_usage(
     registry: str,
     patterns: list[str],
     exact: bool = False,
+    upgrade_check: bool = False,
     now: datetime | None = None,
     progress: ProgressFactory = null_progress,
     stop: threading.Event | None = None,
@@ -108,9 +127,11 @@ def measure_usage(
     freed, count = reclaimable_blobs(inventories, deleted)
     plan.reclaim = ReclaimEstimate(sum(freed.values()), len(freed), count, catalog_wide=True)
     plans = {repo_plan.repository: repo_plan for repo_plan in plan.repositories}
-    usage = Usage(generated_at=now, policy_scope=list(patterns), exact=exact, plan=plan)
+    usage = Usage(generated_at=now, policy_scope=list(patterns), exact=exact, upgrade_check=upgrade_check, plan=plan)
     everything: dict[str, int] = {}
     for inventory in sorted(inventories, key=lambda inv: inv.name):
+        schema1 = sorted(inventory.schema1.items())
+        usage.schema1.extend(Schema1Tag(inventory.name, tag, digest) for tag, digest in schema1)
         blobs = _blob_bytes(inventory.manifests.values())
         everything.update(blobs)
         repo_plan = plans.get(inventory.name)
@@ -119,7 +140,7 @@ def measure_usage(
         usage.repositories.append(
             RepositoryUsage(
                 repository=inventory.name,
-                tags=len(inventory.tags) + len(inventory.unresolved),
+                tags=len(inventory.tags) + len(inventory.unresolved) + len(inventory.schema1),
                 manifests=len(inventory.manifests),
                 referenced_bytes=sum(blobs.values()),
                 reclaimable_bytes=sum(size for digest, size in freed_here.items() if digest in freed),

@@ -28,6 +28,11 @@ class RepositoryInventory:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     created: dict[str, datetime | None] = field(default_factory=dict)  # digest -> created, when asked for
     untagged: set[str] = field(default_factory=set)  # revisions without tags (direct mode only)
+    # Direct mode with --registry: tags the storage holds but the registry's tag list does not show
+    # (distribution #4891), and why the lists could not be compared when they could not.
+    hidden: set[str] = field(default_factory=set)
+    unchecked: str | None = None
+    schema1: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: 3.x cannot say) of schema1
 
     def digests(self) -> set[str]:
         return set(self.tags.values())

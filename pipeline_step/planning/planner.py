@@ -35,8 +35,12 @@ from typing import Any
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.policy.config import RetentionPolicy
 from pipeline_step.policy.versions import version_key
-from pipeline_step.support.units import format_duration
+from pipeline_step.support.units import format_duration, plural
 
+SCHEMA1_REASON = (
+    "schema1 manifest: cannot be read by registry 3.x; blocks its garbage collection "
+    "(re-push the image as schema2/OCI, or delete the tag, before upgrading)"
+)
 GHOST_REASON = "ghost tag: listed, but it resolves to nothing (left by an interrupted delete); its directory is removed"
 
 
@@ -162,6 +166,10 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
         plan.decisions.append(
             Decision(repo, tag, None, Action.KEEP, f"could not be resolved: {inventory.unresolved[tag]}")
         )
+    for tag in sorted(inventory.schema1):
+        # Never a candidate: nothing it references can be known. It cannot share a digest with one
+        # either: a candidate's manifest is schema2 or OCI, so it does not block the repository.
+        plan.decisions.append(Decision(repo, tag, inventory.schema1[tag], Action.KEEP, SCHEMA1_REASON))
     for tag in sorted(inventory.tags):
         reason = policy.not_candidate_reason(tag)
         if reason is None:
@@ -200,6 +208,9 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
     kept_digest_owner: dict[str, str] = {}
     for tag in sorted(keep_reason):
         kept_digest_owner.setdefault(inventory.tags[tag], tag)
+    for tag, schema1_digest in sorted(inventory.schema1.items()):
+        if schema1_digest is not None:  # a registry that mislabels a manifest as schema1 still cannot lose it
+            kept_digest_owner.setdefault(schema1_digest, tag)
     # Rule 6: everything a kept index references survives too, at any depth.
     kept_by_index: dict[str, str] = {}
     stack = list(kept_digest_owner.items())
@@ -222,8 +233,22 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
             keep_reason[tag] = f"referenced by kept index {kept_by_index[digest]}"
             del delete_reason[tag]
 
+    if inventory.unchecked is not None:
+        plan.notes.append(f"{repo}: the registry's tag list was not compared with the storage ({inventory.unchecked})")
     blocking = sorted(inventory.unresolved)
-    if blocking and delete_reason:
+    if inventory.hidden and delete_reason:
+        names = sorted(inventory.hidden)
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        plan.blocked = (
+            f"nothing deleted in {repo}: the registry's tag list hides {plural(len(names), 'tag')} that its storage "
+            f"holds ({shown}); a DELETE through the API would remove them unseen with any digest they share "
+            "(distribution #4891). Upgrade the registry past 3.1.1 (or rename the tags), or pass --no-cross-check "
+            "to prune from the storage alone, which sees them"
+        )
+        for tag in list(delete_reason):
+            keep_reason[tag] = plan.blocked
+            del delete_reason[tag]
+    elif blocking and delete_reason:
         why = inventory.unresolved[blocking[0]].split(" (", 1)[0][:300]
         plan.blocked = (
             f"nothing deleted in {repo}: tag {blocking[0]} could not be resolved ({why}), "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Iterator, NoReturn
 from urllib.parse import quote, urljoin, urlsplit
@@ -20,20 +21,23 @@ from pipeline_step.errors import (
     DigestMismatchError,
     NotFoundError,
     RegistryProtocolError,
+    Schema1ManifestError,
+    TagDeleteUnsupportedError,
     UsageError,
 )
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.digest import compute_digest, is_digest, short
 from pipeline_step.registry.digest import matches as digest_matches
-from pipeline_step.registry.http.errors import raise_for_status
+from pipeline_step.registry.http.errors import error_code, raise_for_status
 from pipeline_step.registry.http.session import Session, SessionStats
 from pipeline_step.registry.http.transport import Response
-from pipeline_step.registry.model import DeleteResult, Manifest, ManifestHead, parse_manifest
+from pipeline_step.registry.model import DeleteResult, Manifest, ManifestHead, RegistryLine, parse_manifest
 from pipeline_step.registry.reference import validate_registry_url
 
 log = logging.getLogger(__name__)
 
 CATALOG_PAGE_MAX = 1000  # distribution refuses n > 1000 on _catalog
+TAGS_PAGE = 1000  # 3.x pages tags/list (3.1.0 refuses n above tags.maxtags, default 1000); 2.8 ignores n
 MANIFEST_LIMIT = 4 * 1024 * 1024  # distribution refuses larger manifests; a larger answer is not read
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _PROBE_DIGEST = "sha256:" + "0" * 64  # a digest no manifest can have
@@ -102,17 +106,39 @@ class RegistryClient:
             yield from self._names(response, "repositories", "the catalog")
             path = self._next_page(response)
 
-    def tags(self, repository: str) -> list[str]:
-        """Every tag of ``repository``, following pagination; ``"tags": null`` means none."""
-        path: str | None = f"/v2/{quote(repository, safe='/')}/tags/list"
+    def tags(self, repository: str, *, page: int = TAGS_PAGE) -> list[str]:
+        """Every tag of ``repository``, ``page`` at a time, following ``Link: rel="next"``; ``"tags": null``
+        means none. A registry that refuses the page size (3.1.0 above its tags.maxtags) gets a smaller one."""
+        base = f"/v2/{quote(repository, safe='/')}/tags/list"
+        path: str | None = f"{base}?n={page}"
         found: list[str] = []
         while path is not None:
             response = self.session.send("GET", path, scope=f"repository:{repository}:pull")
+            if response.status == 400 and error_code(response) == "PAGINATION_NUMBER_INVALID" and page > 1:
+                page //= 2
+                last = f"&last={quote(found[-1], safe='')}" if found else ""
+                path = f"{base}?n={page}{last}"
+                continue
             if response.status != 200:
                 self._fail(response, f"list the tags of {repository}", repository=repository)
             found.extend(self._names(response, "tags", f"the tag list of {repository}"))
             path = self._next_page(response)
         return found
+
+    def line(self, repository: str) -> RegistryLine:
+        """2.8 or 3.x, from one harmless answer: 3.x validates the page size of a tag list (an invalid
+        one is 400 PAGINATION_NUMBER_INVALID), 2.8 ignores it."""
+        response = self.session.send(
+            "GET",
+            f"/v2/{quote(repository, safe='/')}/tags/list?n=registry-prune",
+            scope=f"repository:{repository}:pull",
+        )
+        code = error_code(response)
+        if response.status == 400 and code == "PAGINATION_NUMBER_INVALID":
+            return RegistryLine("3.x", "it validates the tag list's page size")
+        if response.status == 200 or (response.status == 404 and code == "NAME_UNKNOWN"):
+            return RegistryLine("2.8", "it ignores the tag list's page size")
+        return RegistryLine("unknown", f"the page-size probe answered HTTP {response.status} {code or ''}".strip())
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
         """HEAD a manifest by tag or digest; None when it does not exist."""
@@ -152,6 +178,10 @@ class RegistryClient:
             self._fail(response, f"fetch {repository}:{reference}", repository=repository)
         body = response.body
         expected = self._expected_digest(response, repository, reference)
+        if (response.header("content-type") or "").split(";")[0].strip() in mediatypes.SCHEMA1_TYPES:
+            # A signed schema1 manifest's digest covers its payload without the signatures, so its bytes
+            # cannot be checked here; it is only ever kept, and its digest protects whatever shares it.
+            raise Schema1ManifestError(f"{repository}:{reference} is a schema1 manifest", digest=expected)
         if not digest_matches(body, expected):
             raise DigestMismatchError(
                 f"the manifest of {repository}:{reference} does not hash to {expected}",
@@ -216,6 +246,33 @@ class RegistryClient:
         if response.status == 404:
             raise NotFoundError(f"manifest {repository}@{digest} does not exist")
         self._fail(response, f"delete {repository}@{digest}", repository=repository, deleting=True)
+
+    def delete_tag(self, repository: str, tag: str) -> DeleteResult:
+        """DELETE one tag, nothing else (distribution 3.x). 2.8 refuses it: 400 DIGEST_INVALID."""
+        if is_digest(tag):
+            raise UsageError(f"delete_tag got a digest ({tag}); use delete_manifest")
+        response = self.session.send(
+            "DELETE", self._manifest_path(repository, tag), scope=f"repository:{repository}:delete"
+        )
+        if response.status == 202:
+            return DeleteResult.DELETED
+        if response.status == 404:
+            return DeleteResult.ALREADY_GONE  # removed by an earlier attempt, or by someone else
+        if response.status == 400 and error_code(response) == "DIGEST_INVALID":
+            raise TagDeleteUnsupportedError(
+                f"the registry at {self.host} cannot delete a single tag (400 DIGEST_INVALID)",
+                hint="this registry line deletes by digest only; registry-prune uses that there",
+            )
+        self._fail(response, f"delete tag {repository}:{tag}", repository=repository, deleting=True)
+
+    def deletes_tags(self, repository: str) -> bool:
+        """Whether a single tag can be deleted: a DELETE of a tag that cannot exist answers 404 (3.x)
+        or 400 DIGEST_INVALID (2.8). It changes nothing either way."""
+        try:
+            self.delete_tag(repository, f"registry-prune-probe-{secrets.token_hex(8)}")
+        except TagDeleteUnsupportedError:
+            return False
+        return True
 
     def check_delete_enabled(self, repository: str) -> None:
         """DELETE a digest that cannot exist: 404 proves deletes are allowed, 405 that they are not.

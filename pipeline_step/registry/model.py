@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 
-from pipeline_step.errors import RegistryProtocolError
+from pipeline_step.errors import RegistryProtocolError, Schema1ManifestError
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.digest import is_digest
 
@@ -121,11 +121,8 @@ def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manife
         # An OCI manifest may omit mediaType; the presence of "manifests" tells an index.
         media_type = mediatypes.OCI_INDEX if "manifests" in document else mediatypes.OCI_MANIFEST
     if media_type in mediatypes.SCHEMA1_TYPES:
-        raise RegistryProtocolError(
-            f"manifest {digest} came back as schema1 ({media_type})",
-            hint="the registry rewrote it because the Accept header was not honoured; "
-            "this tool never deletes a digest it could not resolve to its stored form",
-        )
+        # Asked with every v2 type accepted, a registry answers schema1 only for a manifest stored so.
+        raise Schema1ManifestError(f"manifest {digest} is schema1", digest=digest)
     if media_type not in mediatypes.MANIFEST_TYPES:
         raise RegistryProtocolError(
             f"manifest {digest} has the media type {media_type[:100]!r}, which this tool does not know",
@@ -192,3 +189,15 @@ def parse_timestamp(text: str) -> datetime | None:
     if parsed.year <= 1970:
         return None
     return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLine:
+    """Which distribution line answers, learnt from its answers (never from a version string)."""
+
+    name: str  # "2.8" | "3.x" | "unknown"
+    evidence: str
+
+    @property
+    def pages_tags(self) -> bool:
+        return self.name == "3.x"

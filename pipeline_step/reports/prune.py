@@ -55,6 +55,7 @@ class PruneReport(Report):
     dry_run: bool = False
     executed: bool = False
     backend: str | None = None  # api | filesystem
+    registry_line: str | None = None  # 2.8 | 3.x | unknown, from the registry's answers; None in direct mode
     audit_log: str | None = None  # the undo log of this run, when it deleted anything
     repositories: list[RepositorySummary] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
@@ -94,6 +95,7 @@ def build_prune_report(
         dry_run=run.dry_run,
         executed=execution is not None,
         backend=backend,
+        registry_line=run.registry_line.name if run.registry_line else None,
         audit_log=audit_log,
         predicted_reclaim_bytes=plan.reclaim.bytes if plan.reclaim else None,
         requests=requests,
@@ -130,12 +132,18 @@ def build_prune_report(
             status = step_outcome.status
             if status is Status.DELETED:
                 report.deleted.extend(_entries_for(step_outcome, reasons[key]))
-            elif status is Status.ALREADY_GONE:
+            elif status in (Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED):
                 report.deleted.extend(_entries_for(step_outcome, f"{reasons[key]}; {step_outcome.detail}"))
             elif status is Status.SKIPPED:
                 report.skipped.extend(_entries_for(step_outcome, step_outcome.detail))
             elif status is Status.FAILED:
                 report.failed.extend(_entries_for(step_outcome, step_outcome.detail))
+            elif status is Status.MANIFEST_FAILED:
+                # Its tags are gone (deleted); the manifest itself failed (an untagged entry).
+                report.deleted.extend(_entries_for(step_outcome, f"{reasons[key]}; {step_outcome.detail}"))
+                report.failed.append(
+                    Entry(step_outcome.step.repository, None, step_outcome.step.digest, step_outcome.detail)
+                )
             else:
                 report.not_attempted.extend(_entries_for(step_outcome, step_outcome.detail))
     for name in ENTRY_LISTS:

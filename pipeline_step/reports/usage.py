@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline_step.operations.usage import RepositoryUsage, Usage
+from pipeline_step.operations.usage import RepositoryUsage, Schema1Tag, Usage
 from pipeline_step.reports.envelope import Report
 
 
@@ -22,6 +22,8 @@ class UsageReport(Report):
     reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
     reclaimable_blobs: int = 0
     exact: bool = False  # True in direct mode, where untagged revisions are seen too
+    # Tags naming schema1 manifests: registry 3.x cannot read them, and its garbage collection stops at one.
+    schema1: list[Schema1Tag] = Field(default_factory=list)
 
 
 def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> UsageReport:
@@ -41,6 +43,7 @@ def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> Usa
         reclaimable_bytes=usage.reclaimable_bytes,
         reclaimable_blobs=usage.reclaimable_blobs,
         exact=usage.exact,
+        schema1=usage.schema1,
     )
     report.conclude(outcome)
     return report

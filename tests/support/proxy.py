@@ -42,13 +42,14 @@ HOP_BY_HOP = {
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | reset | slow | truncate | garbage | corrupt | replace
+    kind: str  # status | reset | slow | truncate | garbage | corrupt | replace | rewrite
     status: int = 500
     retry_after: str | None = None
     delay: float = 0.0
     forward: bool = False  # send the request upstream first (the fault hits the answer only)
     body: bytes = b""  # the answer of a "replace" fault, or of a "status" fault instead of the default
     echo: bool = False  # a "status" fault quotes the request's headers, like some proxies' error pages
+    rewrite: Callable[[bytes], bytes] | None = None  # a "rewrite" fault: the upstream answer's body -> the one sent
 
     @property
     def label(self) -> str:
@@ -152,6 +153,7 @@ def first_of(*schedules: Schedule) -> Schedule:
 class RecordingProxy:
     upstream: str
     schedule: Schedule | None = None
+    port: int = 0  # 0: any free port; a rerun passes its predecessor's, so both runs name one registry
     requests: list[Recorded] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -194,7 +196,7 @@ class RecordingProxy:
                 # A client that gave up on a slow answer closes its socket: expected here.
                 return
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -267,6 +269,9 @@ class RecordingProxy:
             out_headers.append(("Content-Type", "text/html"))
         elif fault is not None and fault.kind == "corrupt" and payload:
             payload = payload[:-2] + b"  "
+        elif fault is not None and fault.kind == "rewrite" and fault.rewrite is not None:
+            payload = fault.rewrite(payload)
+            declared = len(payload)
         elif fault is not None and fault.kind == "replace":
             payload = fault.body
             declared = len(payload)

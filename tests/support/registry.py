@@ -1,8 +1,9 @@
-"""Start Debian's docker-registry (distribution 2.8) on 127.0.0.1 for tests.
+"""Start a real registry on 127.0.0.1 for tests: Debian's docker-registry (distribution 2.8.2), or
+distribution 3.x built from the Go module proxy (tests/support/tools.py).
 
 Each server gets its own config file and storage directory. Readiness is
 polled, never slept for. If the binary is missing, the test fails and says how
-to install it.
+to install it. ``LINES`` are the registry lines every real-registry suite runs on.
 """
 
 from __future__ import annotations
@@ -19,14 +20,20 @@ from typing import Any, Callable
 import httpx
 import yaml
 
+from tests.support.tools import tool
+
 BINARY_NAMES = ("docker-registry", "registry")
+LINES = ("2.8", "3.1")  # every real-registry suite runs on both (the registry_factory fixture's parameter)
 INSTALL_HINT = "install it with: sudo apt-get install -y docker-registry (Debian/Ubuntu), or run ./scripts/test.sh"
 
 
 BINARY_ENV = "REGISTRY_PRUNE_TEST_REGISTRY"  # a registry binary to use instead of the one on PATH
 
 
-def registry_binary() -> str:
+def registry_binary(line: str = "2.8") -> str:
+    """The binary of one registry line: 2.8 is Debian's docker-registry; 3.1 and 3.0 are built by gotools.sh."""
+    if line != "2.8":
+        return tool(f"registry-{line}")
     chosen = os.environ.get(BINARY_ENV)
     if chosen:
         if not os.access(chosen, os.X_OK):
@@ -64,6 +71,7 @@ class RegistryServer:
     tls: dict[str, str] | None = None
     readonly: bool = False
     extra_storage: dict[str, Any] = field(default_factory=dict)
+    line: str = "2.8"  # which registry: LINES
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -107,8 +115,12 @@ class RegistryServer:
         self.config_path.write_text(yaml.safe_dump(self.config()))
         return self.config_path
 
+    @property
+    def binary(self) -> str:
+        return registry_binary(self.line)
+
     def start(self, timeout: float = 15.0, *, same_port: bool = False) -> RegistryServer:
-        binary = registry_binary()
+        binary = self.binary
         last_error = ""
         for _ in range(3):  # a freshly picked port can be taken in between; pick again
             if not (same_port and self.port):
@@ -129,7 +141,7 @@ class RegistryServer:
             except RuntimeError as exc:
                 last_error = str(exc)
                 self.stop()
-        raise RuntimeError(f"docker-registry did not start: {last_error}")
+        raise RuntimeError(f"registry {self.line} did not start: {last_error}")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -171,7 +183,7 @@ class RegistryServer:
     def garbage_collect(self, *extra: str) -> subprocess.CompletedProcess[str]:
         self.write_config()
         return subprocess.run(
-            [registry_binary(), "garbage-collect", *extra, str(self.config_path)],
+            [self.binary, "garbage-collect", *extra, str(self.config_path)],
             capture_output=True,
             text=True,
             check=True,

@@ -15,6 +15,7 @@ class ApiBackend(ApiInventorySource, ApiDeleter):
 
     def __init__(self, client: RegistryClient, *, concurrency: int, stop: threading.Event | None = None) -> None:
         ApiInventorySource.__init__(self, client, concurrency=concurrency, stop=stop)
+        ApiDeleter.__init__(self, client)
         self.label = client.url
 
     @property

@@ -1,19 +1,56 @@
-"""The executor's backend for the registry API."""
+"""The executor's backend for the registry API.
+
+On distribution 2.8 a manifest is deleted by digest, which removes every tag on
+it. On 3.x the planned tags are deleted one by one first (DELETE by tag), so a
+tag the registry's list did not show is never lost, and the DELETE by digest
+that follows scans only the tags left.
+"""
 
 from __future__ import annotations
 
-from pipeline_step.errors import NotFoundError
+from pipeline_step.errors import DeleteDisabledError, NotFoundError
 from pipeline_step.planning.planner import DeleteStep
 from pipeline_step.registry.client import RegistryClient
-from pipeline_step.registry.model import DeleteResult
+from pipeline_step.registry.model import DeleteResult, RegistryLine
 
 
 class ApiDeleter:
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
+        self._line: RegistryLine | None = None
+
+    def registry_line(self, repository: str) -> RegistryLine:
+        """2.8 or 3.x, asked once (harmlessly, by a GET) and remembered."""
+        if self._line is None:
+            self._line = self.client.line(repository)
+        return self._line
 
     def check_delete_enabled(self, repository: str) -> None:
-        self.client.check_delete_enabled(repository)
+        try:
+            self.client.check_delete_enabled(repository)
+        except DeleteDisabledError as exc:
+            # distribution 3.0.0 deletes tags even with deletes disabled: a misconfiguration to name, not to use.
+            if self.registry_line(repository).name != "3.x":
+                raise
+            try:
+                deletes_tags = self.client.deletes_tags(repository)
+            except DeleteDisabledError:
+                raise exc from None
+            if deletes_tags:
+                raise DeleteDisabledError(
+                    f"{exc.message}, yet it deletes single tags anyway (distribution 3.0.0 ignores "
+                    "storage.delete.enabled for tag DELETEs): a misconfiguration, so nothing is deleted",
+                    hint=f"{exc.hint}; and upgrade the registry to 3.1.1 or later, which honours it",
+                ) from None
+            raise
+
+    def untags(self, repository: str) -> bool:
+        """Whether planned tags are deleted one by one first: on registries that can (3.x, which
+        every release of that line does). Known from a GET, so a dry run asks the same."""
+        return self.registry_line(repository).name == "3.x"
+
+    def untag(self, repository: str, tag: str) -> DeleteResult:
+        return self.client.delete_tag(repository, tag)
 
     def list_tags(self, repository: str) -> list[str]:
         return self.client.tags(repository)

@@ -13,7 +13,13 @@ import threading
 from datetime import datetime
 from typing import Callable
 
-from pipeline_step.errors import NotFoundError, RegistryError, RegistryProtocolError, RegistryServerError
+from pipeline_step.errors import (
+    NotFoundError,
+    RegistryError,
+    RegistryProtocolError,
+    RegistryServerError,
+    Schema1ManifestError,
+)
 from pipeline_step.planning.inventory import (
     MAX_INDEX_CHILDREN,
     MAX_INDEX_DEPTH,
@@ -60,6 +66,9 @@ class ApiInventorySource:
             except NotFoundError:
                 with lock:
                     inventory.vanished.add(tag)
+            except Schema1ManifestError as exc:
+                with lock:
+                    inventory.schema1[tag] = exc.digest
             except (RegistryServerError, RegistryProtocolError) as exc:
                 # Per-tag trouble: keep going, but the planner will delete nothing
                 # in this repository. Auth, TLS and connection errors propagate.

@@ -10,6 +10,7 @@ garbage collection frees them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from pipeline_step.backends.filesystem.deleter import StorageDeleter
 from pipeline_step.backends.filesystem.layout import StorageLayout
@@ -33,8 +34,10 @@ class FilesystemBackend(StorageInventorySource, StorageDeleter):
         concurrency: int,
         stop: threading.Event | None = None,
         label: str | None = None,
+        listed: Callable[[str], list[str]] | None = None,
     ) -> None:
-        StorageInventorySource.__init__(self, layout, concurrency=concurrency, stop=stop)
+        StorageInventorySource.__init__(self, layout, concurrency=concurrency, stop=stop, listed=listed)
+        StorageDeleter.__init__(self, layout)
         self.label = label or layout.label
 
     @property

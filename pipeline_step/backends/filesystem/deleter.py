@@ -34,7 +34,7 @@ from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, PERMISSION_H
 from pipeline_step.backends.filesystem.source import read_manifest
 from pipeline_step.errors import DeleteDisabledError
 from pipeline_step.planning.planner import DeleteStep
-from pipeline_step.registry.model import DeleteResult
+from pipeline_step.registry.model import DeleteResult, RegistryLine
 
 
 class StoragePermissionError(DeleteDisabledError):
@@ -115,6 +115,15 @@ class StorageDeleter:
                 return False
             self._remove_tag_dir(repository, tag)
         return True
+
+    def registry_line(self, repository: str) -> RegistryLine | None:
+        return None  # the storage tree is the same for both lines; no registry is asked
+
+    def untags(self, repository: str) -> bool:
+        return False  # delete() removes exactly the planned tags itself
+
+    def untag(self, repository: str, tag: str) -> DeleteResult:
+        raise NotImplementedError("direct mode removes tags with their manifest")
 
     def reinstate(self, repository: str, digest: str, manifest: bytes, media_type: str) -> bool:
         return False  # direct mode removes such tags as ghosts

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Callable
 
 from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, StorageLayout
-from pipeline_step.errors import RegistryError, RegistryProtocolError
+from pipeline_step.errors import RegistryError, RegistryProtocolError, RepositoryNotFoundError, Schema1ManifestError
 from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of, refuse_unsound_trees
 from pipeline_step.registry import mediatypes
 from pipeline_step.registry.model import Manifest, parse_created, parse_manifest
@@ -35,10 +35,21 @@ def read_manifest(layout: StorageLayout, digest: str) -> tuple[Manifest, bytes]:
 
 
 class StorageInventorySource:
-    def __init__(self, layout: StorageLayout, *, concurrency: int, stop: threading.Event | None = None) -> None:
+    """Reads repositories from the storage tree. ``listed`` (the registry's own tag list, when its URL
+    is known) is compared with the tree: a tag the registry hides is one its DELETE would still remove."""
+
+    def __init__(
+        self,
+        layout: StorageLayout,
+        *,
+        concurrency: int,
+        stop: threading.Event | None = None,
+        listed: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.layout = layout
         self.concurrency = concurrency
         self.stop = stop or threading.Event()
+        self.listed = listed
 
     def catalog(self) -> list[str]:
         return self.layout.repositories()
@@ -52,16 +63,21 @@ class StorageInventorySource:
     ) -> RepositoryInventory:
         layout = self.layout
         inventory = RepositoryInventory(repository)
+        shown = self._listed(inventory)  # first: a tag pushed in between then looks hidden, which is safe
         revisions = layout.revisions(repository)
         tag_names = layout.tags(repository)
+        if shown is not None:
+            inventory.hidden = set(tag_names) - shown
         bar = progress(f"read {repository}", len(revisions) + len(tag_names))
         try:
-            self._read_manifests(inventory, revisions, bar)
+            schema1 = self._read_manifests(inventory, revisions, bar)
             pending = self._read_tags(inventory, tag_names, bar)
         finally:
             bar.close()
         for tag, digest in pending:
-            if digest in revisions:
+            if digest in schema1:
+                inventory.schema1[tag] = digest
+            elif digest in revisions:
                 inventory.unresolved[tag] = f"cannot read manifest {digest} from the storage"
             elif layout.has_revision(repository, digest):
                 # Linked only the legacy way (2.1.0 linked some manifests into _layers).
@@ -81,6 +97,17 @@ class StorageInventorySource:
         if wanted:
             self._collect_created(inventory, wanted)
         return inventory
+
+    def _listed(self, inventory: RepositoryInventory) -> set[str] | None:
+        if self.listed is None:
+            return None
+        try:
+            return set(self.listed(inventory.name))
+        except RepositoryNotFoundError:
+            return set()  # the registry lists none of its tags
+        except RegistryError as exc:
+            inventory.unchecked = exc.message
+            return None
 
     def _read_tags(self, inventory: RepositoryInventory, tag_names: list[str], bar: Progress) -> list[tuple[str, str]]:
         """Resolve tags to the manifests already read; returns the (tag, digest) pairs still open."""
@@ -112,12 +139,17 @@ class StorageInventorySource:
         else:
             inventory.vanished.add(tag)
 
-    def _read_manifests(self, inventory: RepositoryInventory, digests: set[str], bar: Progress) -> None:
+    def _read_manifests(self, inventory: RepositoryInventory, digests: set[str], bar: Progress) -> set[str]:
+        """Read ``digests`` into the inventory; returns those stored as schema1."""
         lock = threading.Lock()
+        schema1: set[str] = set()
 
         def read(digest: str) -> None:
             try:
                 manifest, _ = read_manifest(self.layout, digest)
+            except Schema1ManifestError:
+                with lock:
+                    schema1.add(digest)
             except RegistryError as exc:
                 log.warning("cannot read manifest %s of %s: %s", digest, inventory.name, exc)
                 if isinstance(exc, RegistryProtocolError):  # corrupt, not missing: what references it is refused
@@ -129,6 +161,7 @@ class StorageInventorySource:
             bar.advance()
 
         run_bounded(digests, read, workers=self.concurrency, stop=self.stop.is_set)
+        return schema1
 
     def _collect_created(self, inventory: RepositoryInventory, digests: set[str]) -> None:
         configs: dict[str, datetime | None] = {}

@@ -20,6 +20,7 @@ from pipeline_step.errors import (
     RegistryServerError,
     RegistryUnreachableError,
     RepositoryNotFoundError,
+    Schema1ManifestError,
     TLSVerificationError,
 )
 from pipeline_step.registry.http.transport import (
@@ -35,6 +36,7 @@ from pipeline_step.registry.http.transport import (
 from pipeline_step.support.redact import redact
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+SCHEMA1_DETAIL = "unrecognized manifest schema version 1"  # 3.x's 500 for a stored schema1 manifest
 
 # OpenSSL's words for "the peer answered, but not with TLS" (an https:// URL on a plain-HTTP port).
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "WRONG VERSION NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
@@ -161,6 +163,11 @@ def error_entries(response: Response) -> list[dict[str, object]]:
     return [entry for entry in errors if isinstance(entry, dict)]
 
 
+def is_permanent(response: Response) -> bool:
+    """A 5xx that says what it is and will say it again: not worth a retry."""
+    return response.status == 500 and SCHEMA1_DETAIL.encode() in response.body[:4096]
+
+
 def error_code(response: Response) -> str | None:
     entries = error_entries(response)
     code = entries[0].get("code") if entries else None
@@ -214,6 +221,10 @@ def _unknown_repository(f: Failure) -> RegistryError:
     )
 
 
+def _schema1(f: Failure) -> RegistryError:
+    return Schema1ManifestError(f"{f.action}: the manifest is schema1, which this registry (3.x) cannot read")
+
+
 def _server(f: Failure) -> RegistryError:
     retried = f.status in RETRY_STATUSES
     return RegistryServerError(
@@ -232,6 +243,7 @@ STATUS_ERRORS: tuple[tuple[Callable[[Failure], bool], Callable[[Failure], Regist
     (lambda f: f.status == 401, _unauthorized),
     (lambda f: f.status == 403, _forbidden),
     (lambda f: f.status == 404 and f.code == "NAME_UNKNOWN" and f.repository is not None, _unknown_repository),
+    (lambda f: f.status == 500 and SCHEMA1_DETAIL in (f.text or ""), _schema1),
     (lambda f: f.status in RETRY_STATUSES or f.status >= 500, _server),
     (lambda f: True, lambda f: RegistryProtocolError(f.line)),
 )

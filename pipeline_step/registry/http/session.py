@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pipeline_step import __version__
 from pipeline_step.errors import AuthenticationError, RegistryUnreachableError
 from pipeline_step.registry.auth import BearerTokens, Credentials, parse_challenges
-from pipeline_step.registry.http.errors import RETRY_STATUSES, Endpoint, transport_failure
+from pipeline_step.registry.http.errors import RETRY_STATUSES, Endpoint, is_permanent, transport_failure
 from pipeline_step.registry.http.transport import Response, TLSSettings, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,8 @@ class Session:
                 auth_rounds += 1
                 self._answer_challenge(response, scope, sent_auth)
                 continue
-            if response.status in RETRY_STATUSES and self._may_retry(attempt, started):
+            retryable = response.status in RETRY_STATUSES and not is_permanent(response)
+            if retryable and self._may_retry(attempt, started):
                 self._wait(attempt, _retry_after(response), f"{method} {path} answered {response.status}", started)
                 attempt += 1
                 continue
