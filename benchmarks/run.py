@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.seed import SeedSpec, seed, tag_name
-from tests.support.registry import RegistryServer, registry_binary
+from tests.support.registry import LINES, RegistryServer, registry_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 MATCH = r"-alpha\."
@@ -182,7 +182,7 @@ class Bench:
         server = None
         try:
             if mode not in (DIRECT, LIB_DIRECT):
-                server = RegistryServer(workdir=self.workdir / "registry", storage=storage).start()
+                server = RegistryServer(workdir=self.workdir / "registry", storage=storage, line=self.args.line).start()
             job = self.job(scenario, spec, storage, mode, server.url if server else "")
             completed = subprocess.run(
                 [sys.executable, "-m", "benchmarks.worker", json.dumps(job)],
@@ -225,15 +225,16 @@ class Bench:
         return {"kind": "cli", "argv": [*argv, "--no-progress", "--json", report]}
 
 
-def _registry_version() -> str:
-    completed = subprocess.run([registry_binary(), "--version"], capture_output=True, text=True, check=False)
+def _registry_version(line: str) -> str:
+    binary = registry_binary(line)
+    completed = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
     return completed.stdout.strip() or "unknown"
 
 
 def print_table(results: list[Measured], bench: Bench, started: float, loads: tuple[str, str]) -> list[str]:
     print()
     intro = [
-        f"registry-prune benchmark: {os.cpu_count()} cores, {_registry_version()} on 127.0.0.1,",
+        f"registry-prune benchmark: {os.cpu_count()} cores, {_registry_version(bench.args.line)} on 127.0.0.1,",
         f"storage on {_fs_type(bench.workdir)}, audit log on {_fs_type(bench.statedir)}, "
         f"concurrency {bench.args.concurrency}, Python {sys.version.split()[0]}, load average {loads[0]} -> {loads[1]}",
     ]
@@ -329,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode of the small plan scenarios (median)")
     parser.add_argument("--repeat-large", type=int, default=1, help="runs per mode of the prune and 100k scenarios")
     parser.add_argument("--concurrency", type=int, default=4, help="for registry-prune and the floor (default 4)")
+    parser.add_argument(
+        "--line", choices=LINES, default="2.8", help="the registry: Debian's 2.8.2, or 3.1.1 from scripts/gotools.sh"
+    )
     parser.add_argument("--workdir", type=Path, help="where storages are seeded (default /dev/shm if roomy, else tmp)")
     parser.add_argument("--keep-workdir", action="store_true", help="leave the seeded storages behind")
     parser.add_argument(

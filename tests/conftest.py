@@ -16,7 +16,7 @@ from tests.support.apps import SeededApp, seed_app
 from tests.support.cli import CliResult, run_cli
 from tests.support.registry import LINES, RegistryFactory, RegistryServer, registry_binary
 
-REGISTRY_FIXTURES = frozenset({"registry_factory"})
+REGISTRY_FIXTURES = frozenset({"registry_factory", "registry_line"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

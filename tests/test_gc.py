@@ -12,7 +12,7 @@ import pytest
 from pipeline_step.integrations.gc import GcCommands, parse_gc_summary, run_gc
 from tests.support.apps import seed_app
 from tests.support.cli import policy_args, run_cli
-from tests.support.registry import RegistryFactory, registry_binary
+from tests.support.registry import RegistryFactory
 from tests.support.scenario import SmallDisk
 
 
@@ -61,7 +61,7 @@ def test_gc_command_on_a_real_registry_measures_freed_bytes(registry_factory: Re
         prune = run_cli("prune", *policy_args(registry.url, seeded.repo), "--json", str(tmp_path / "prune.json"))
         assert prune.code == 0, prune.output
         registry.write_config()
-        gc_cmd = shlex.join([registry_binary(), "garbage-collect", str(registry.config_path)])
+        gc_cmd = shlex.join([registry.binary, "garbage-collect", str(registry.config_path)])
         result = run_cli(
             "gc", "--gc-cmd", gc_cmd, "--allow-live-gc", "--disk", f"path:{registry.storage}",
             "--predicted-from", str(tmp_path / "prune.json"), "--json", str(tmp_path / "gc.json"),

@@ -137,6 +137,15 @@ def test_delete_disabled_sends_exactly_one_delete(registry: RegistryServer, seed
     assert all("sha256:" + "0" * 64 in r.path or "registry-prune-probe-" in r.path for r in deletes)
 
 
+def test_read_only_mode_exits_3_with_every_tag_still_there(registry: RegistryServer, seeded: SeededApp) -> None:
+    registry.restart(readonly=True)
+    before = list_tags(registry.url, seeded.repo)
+    result = run_cli("prune", "--registry", registry.url, "--repo", "team/app", "--match", "alpha", "--keep", "10")
+    assert result.code == 3, result.output
+    assert "read-only" in result.output or "refuses" in result.output
+    assert list_tags(registry.url, seeded.repo) == before
+
+
 def test_registry_unchanged_after_plan_on_real_http(registry: RegistryServer, seeded: SeededApp) -> None:
     # The list and its children resolve by digest before and after planning.
     for child in seeded.children:

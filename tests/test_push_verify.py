@@ -27,9 +27,9 @@ REPO = "team/app"
 
 
 @pytest.fixture
-def old_build_pruned_and_collected(tmp_path: Path) -> Iterator[tuple[DiskFullRegistry, OciLayout]]:
+def old_build_pruned_and_collected(tmp_path: Path, registry_line: str) -> Iterator[tuple[DiskFullRegistry, OciLayout]]:
     """alpha.1..3 pushed; then a rebuild of alpha.1's layers is prepared as 'rebuild'."""
-    with DiskFullRegistry(tmp_path / "registry", size_mib=32) as registry:
+    with DiskFullRegistry(tmp_path / "registry", size_mib=32, line=registry_line) as registry:
         layout = OciLayout(tmp_path / "oci")
         for n in (1, 2, 3):
             layout.add(f"1.0.0-alpha.{n}", 256 * 1024)

@@ -62,8 +62,8 @@ def full_recovery_flags(full_disk: FullDisk) -> tuple[str, ...]:
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
-    with DiskFullRegistry(tmp_path / "registry") as registry:
+def full_disk(tmp_path: Path, registry_line: str) -> Iterator[FullDisk]:
+    with DiskFullRegistry(tmp_path / "registry", line=registry_line) as registry:
         layout = OciLayout(tmp_path / "oci")
         protected = {}
         for tag in ("3.1.0", "3.2.0"):

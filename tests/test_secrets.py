@@ -31,7 +31,7 @@ from tests.support.fake_jenkins import FakeJenkins
 from tests.support.fake_slack import FakeSlack
 from tests.support.fault_seed import SeededStorage, write_app
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
-from tests.support.registry import RegistryFactory, RegistryServer, free_port, registry_binary
+from tests.support.registry import RegistryFactory, RegistryServer, free_port
 from tests.support.registry_state import RegistryState
 from tests.support.tokenserver import TokenServer
 
@@ -247,7 +247,7 @@ def test_issued_tokens_never_show(
 
 def gc_command(server: RegistryServer) -> str:
     server.write_config()
-    return f"{registry_binary()} garbage-collect {server.config_path}"
+    return f"{server.binary} garbage-collect {server.config_path}"
 
 
 def test_recover_with_slack_and_jenkins_leaks_nothing_anywhere(

@@ -186,9 +186,11 @@ def read_audit(path: Path) -> Iterator[AuditedDeletion]:
         )
 
 
-def latest_intents(directory: Path, registry: str, *, files: int = 200) -> dict[tuple[str, str], AuditedDeletion]:
+def latest_intents(directory: Path, registry: str, *, files: int = 20) -> dict[tuple[str, str], AuditedDeletion]:
     """(repository, tag) -> the newest undo record naming that tag, over the newest ``files`` logs
-    written for ``registry``. A rerun uses it to finish a deletion its predecessor was killed in."""
+    written for ``registry``; a record naming no tag (the child of a deleted index) is keyed by
+    (repository, digest), which no tag can be. A rerun uses it to finish a deletion its predecessor
+    was killed in. The newest 20 logs: every API run reads them, and a rerun follows its crash soon."""
     found: dict[tuple[str, str], AuditedDeletion] = {}
     try:
         logs = sorted(directory.glob("*.jsonl"))[-files:]
@@ -204,4 +206,6 @@ def latest_intents(directory: Path, registry: str, *, files: int = 200) -> dict[
             if deletion.registry == registry:
                 for tag in deletion.tags:
                     found[(deletion.repository, tag)] = deletion
+                if not deletion.tags:
+                    found[(deletion.repository, deletion.digest)] = deletion
     return found

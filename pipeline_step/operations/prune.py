@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pipeline_step.backends.base import Backend
-from pipeline_step.errors import AuthenticationError, ExitCode, NotFoundError
+from pipeline_step.errors import AuthenticationError, ExitCode
 from pipeline_step.execution.audit import AuditedDeletion
 from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executor, Status, StepOutcome
 from pipeline_step.operations.outcome import Outcome
+from pipeline_step.operations.unfinished import unfinished_manifests
 from pipeline_step.planning.build import Plan, build_plan
-from pipeline_step.planning.leftovers import Leftover, plan_leftovers
+from pipeline_step.planning.leftovers import plan_leftovers
 from pipeline_step.planning.planner import Action
 from pipeline_step.planning.reclaim import predict_catalog_reclaim
 from pipeline_step.policy.config import Configuration
@@ -164,30 +165,6 @@ def interrupted_deletions(plan: Plan, history: Mapping[tuple[str, str], AuditedD
     return list(found.values())
 
 
-UNFINISHED = frozenset({None, Status.TAGS_DELETED.value, Status.MANIFEST_FAILED.value})
-
-
-def unfinished_manifests(
-    backend: Backend, plan: Plan, history: Mapping[tuple[str, str], AuditedDeletion]
-) -> dict[str, list[Leftover]]:
-    """repository -> manifests whose tags an earlier run deleted but whose DELETE it never finished,
-    still present. Only registries that delete single tags leave these."""
-    found: dict[str, dict[str, Leftover]] = {}
-    for deletion in history.values():
-        inventory = plan.inventories.get(deletion.repository)
-        if inventory is None or deletion.status not in UNFINISHED:
-            continue
-        leftovers = found.setdefault(deletion.repository, {})
-        if deletion.digest in leftovers or not backend.untags(deletion.repository):
-            continue
-        try:
-            backend.manifest_bytes(deletion.repository, deletion.digest)
-        except NotFoundError:
-            continue  # finished since, by a later run or by garbage collection
-        leftovers[deletion.digest] = Leftover(deletion.repository, deletion.digest, deletion.media_type, deletion.tags)
-    return {repository: list(leftovers.values()) for repository, leftovers in found.items() if leftovers}
-
-
 def describe_interrupted(deletion: AuditedDeletion) -> str:
     tags = ", ".join(deletion.tags)
     return (
@@ -230,8 +207,9 @@ def prune(
     vanished = any(inventory.vanished for inventory in plan.inventories.values())
     first = next(iter(plan.inventories), None)
     line = backend.registry_line(first) if first is not None else None
-    untagging = first is not None and backend.untags(first)
-    records = history() if history is not None and (vanished or untagging) else {}
+    # Through the API an unfinished deletion can leave a manifest no tag names (3.x's untagged ones, an
+    # index's children): only the undo log still knows it. Direct mode sees every revision itself.
+    records = history() if history is not None and (vanished or not backend.direct) else {}
     interrupted = interrupted_deletions(plan, records) if vanished else []
     if interrupted and dry_run:
         notes.extend(f"would finish {describe_interrupted(d)}" for d in interrupted)
@@ -240,7 +218,7 @@ def prune(
             if backend.reinstate(deletion.repository, deletion.digest, deletion.manifest, deletion.media_type):
                 notes.append(f"finished {describe_interrupted(deletion)}")
         plan = planned()  # its tags resolve again: plan them like any other
-    if untagging and records:
+    if records and not backend.direct:
         leftovers = unfinished_manifests(backend, plan, records)
         for repository_plan in plan.repositories:
             plan_leftovers(repository_plan, plan.inventories[repository_plan.repository],

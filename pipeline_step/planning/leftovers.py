@@ -21,6 +21,7 @@ class Leftover:
     digest: str
     media_type: str
     tags: tuple[str, ...]  # the tags the earlier run deleted
+    child: bool = False  # a child of an index that run deleted (goes after every index)
 
 
 def referenced(inventory: RepositoryInventory) -> set[str]:
@@ -48,11 +49,19 @@ def plan_leftovers(plan: RepositoryPlan, inventory: RepositoryInventory, leftove
             why = f"tag {back[0]} is back" if back else "a tag or a tagged index names it now"
             plan.notes.append(f"{leftover.digest}: left by an earlier run, kept: {why}")
             continue
-        phase = Phase.INDEX if leftover.media_type in INDEX_TYPES else Phase.IMAGE
-        reason = (
-            f"its tags ({', '.join(leftover.tags)}) were deleted by an earlier run, which did not finish "
-            "deleting the manifest"
-        )
+        if leftover.child:
+            phase = Phase.ORPHAN_CHILD
+        else:
+            phase = Phase.INDEX if leftover.media_type in INDEX_TYPES else Phase.IMAGE
+        if leftover.child:
+            reason = "an earlier run deleted the index that referenced it, and was stopped before this manifest"
+        elif leftover.tags:
+            reason = (
+                f"its tags ({', '.join(leftover.tags)}) were deleted by an earlier run, which did not finish "
+                "deleting the manifest"
+            )
+        else:
+            reason = "an earlier run began deleting it and was stopped before it finished"
         plan.decisions.append(Decision(plan.repository, None, leftover.digest, Action.DELETE, reason))
         plan.steps.append(DeleteStep(plan.repository, leftover.digest, (), leftover.media_type, phase, reason))
     plan.steps.sort(key=lambda step: step.phase)  # the executor runs phase by phase

@@ -51,10 +51,10 @@ def stop(pidfile: Path, timeout: float = 15.0) -> None:
     pidfile.unlink(missing_ok=True)
 
 
-def start(config: Path, pidfile: Path, log: Path, timeout: float = 15.0) -> int:
+def start(config: Path, pidfile: Path, log: Path, timeout: float = 15.0, *, line: str = "2.8") -> int:
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [registry_binary(), "serve", str(config)],
+            [registry_binary(line), "serve", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -82,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--pidfile", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--line", default="2.8", help="the registry line (tests.support.registry.LINES)")
     args = parser.parse_args(argv)
     if args.action in ("stop", "restart"):
         stop(args.pidfile)
     if args.action in ("start", "restart"):
-        pid = start(args.config, args.pidfile, args.log)
+        pid = start(args.config, args.pidfile, args.log, line=args.line)
         print(f"registry running as pid {pid}")
     return 0
 

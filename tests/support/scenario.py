@@ -145,6 +145,7 @@ class DiskFullRegistry:
 
     workdir: Path
     size_mib: int = 64
+    line: str = "2.8"  # which registry: tests.support.registry.LINES
     port: int = field(default_factory=free_port)
     disk: SmallDisk | None = None
 
@@ -192,11 +193,13 @@ class DiskFullRegistry:
                 str(self.pidfile),
                 "--log",
                 str(self.log),
+                "--line",
+                self.line,
             ]
         )
 
     def gc_command(self) -> str:
-        return shlex.join([registry_binary(), "garbage-collect", str(self.config)])
+        return shlex.join([registry_binary(self.line), "garbage-collect", str(self.config)])
 
     def __enter__(self) -> DiskFullRegistry:
         self.workdir.mkdir(parents=True, exist_ok=True)
