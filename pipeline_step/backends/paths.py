@@ -40,11 +40,11 @@ def repository_path(name: str) -> str:
     return f"repositories/{validate_repository(name)}"
 
 
-def manifests(name: str) -> str:
+def manifests_path(name: str) -> str:
     return f"{repository_path(name)}/_manifests"
 
 
-def tags(name: str) -> str:
+def tags_path(name: str) -> str:
     return f"{repository_path(name)}/_manifests/tags"
 
 
@@ -58,7 +58,7 @@ def tag_current_link(name: str, tag_name: str) -> str:
     return f"{tag_path(name, tag_name)}/current/link"
 
 
-def revisions(name: str) -> str:
+def revisions_path(name: str) -> str:
     return f"{repository_path(name)}/_manifests/revisions"
 
 

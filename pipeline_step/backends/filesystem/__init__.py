@@ -35,6 +35,7 @@ class FilesystemBackend(StorageInventorySource, StorageDeleter):
         label: str | None = None,
     ) -> None:
         StorageInventorySource.__init__(self, layout, concurrency=concurrency, stop=stop)
+        StorageDeleter.__init__(self, layout)
         self.label = label or layout.label
 
     @property
