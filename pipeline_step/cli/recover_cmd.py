@@ -128,7 +128,7 @@ def _settings(args: argparse.Namespace, registry_url: str) -> RecoverSettings:
         gc=gc,
         classification=classification,
         health_timeout=args.health_timeout,
-        predict_catalog=options.predict_scope(args, direct=args.storage_root is not None) == "catalog",
+        predict_catalog=options.predict_scope(args, direct=targets.direct_storage(args).given) == "catalog",
     )
 
 
@@ -148,23 +148,42 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
     def echo(line: str) -> None:
         print(redact(f"recover: {line}"), file=human, flush=True)
 
-    with targets.connect(args, configuration) as client:
+    direct = targets.direct_storage(args)
+    if direct.s3 is not None and args.disk:
+        raise UsageError(
+            f"--disk: the registry stores on S3 ({direct.s3.label}), and object storage has no disk to fill",
+            hint="leave out --disk and --min-free: recover acts on the failed log (--console-log or "
+            "--jenkins-build) or on --force",
+        )
+    with targets.connect(args, configuration) as client, contextlib.ExitStack() as stack:
         settings = _settings(args, client.url)
         probe = integration_options.disk_from_args(args)
         client.ping()
         backend = open_backend(
             client=client,
-            storage_root=args.storage_root,
+            storage_root=direct.root,
+            s3=direct.s3,
             label=client.url,
             concurrency=configuration.settings.concurrency,
             stop=runtime.stop,
         )
-        with contextlib.ExitStack() as stack:
+        if direct.given:
+            stack.callback(backend.close)
+        if direct.s3 is not None:
+            recovery_notes = [
+                "the registry stores on S3: there is no disk to fill, so the disk probe does not apply; "
+                "the failed log's registry 500 (or --force) triggers a recovery"
+            ]
+        else:
+            recovery_notes = []
+        with contextlib.ExitStack() as locks:
             audit: AuditLog | None = None
             if not settings.dry_run:
-                stack.enter_context(targets.registry_lock(args, configuration, client.url, runtime, command="recover"))
+                locks.enter_context(
+                    targets.registry_lock(args, configuration, client.url, runtime, command="recover", backend=backend)
+                )
                 audit = targets.open_audit(configuration, client.url)
-                stack.callback(audit.close)
+                locks.callback(audit.close)
             recovery = Recoverer(
                 client,
                 backend,
@@ -176,6 +195,7 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
                 stop=runtime.stop,
                 echo=echo,
             ).run()
+        recovery.notes[:0] = recovery_notes
         restarted = any(r.gc is not None and r.gc.restarted for r in recovery.rounds)
         if any(r.execution for r in recovery.rounds) and not restarted:
             recovery.notes.extend(backend.notes)
