@@ -9,11 +9,15 @@ alphas, ``latest`` sharing a digest, a manifest list with untagged children).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.fault_seed import SeededStorage, write_app
 from tests.support.images import list_tags, resolve
 from tests.support.registry import RegistryFactory, RegistryServer
@@ -114,22 +118,24 @@ def test_plan_usage_and_restore_on_s3_through_the_api_and_directly(
     assert set(s3_server.objects("bucket")) == keys_before
 
 
-def test_the_registry_config_is_honoured_with_its_environment_overrides(
-    s3_server: S3Server, tmp_path: Path
-) -> None:
+def test_the_registry_config_is_honoured_with_its_environment_overrides(s3_server: S3Server, tmp_path: Path) -> None:
     """REGISTRY_STORAGE_S3_BUCKET and _ROOTDIRECTORY override the file, as they do for the registry."""
     seed = seeded_bucket(s3_server, tmp_path, "real", root="registry")
     config = s3_server.write_registry_config(tmp_path / "config.yml", "not-this-one")
     env = {"REGISTRY_STORAGE_S3_BUCKET": "real", "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/registry"}
-    planned = run_cli("plan", "--registry-config", str(config), *seed.policy, "--json", str(tmp_path / "p.json"), env=env)
+    planned = run_cli(
+        "plan", "--registry-config", str(config), *seed.policy, "--json", str(tmp_path / "p.json"), env=env
+    )
     assert planned.code == 0, planned.output
     report = json.loads((tmp_path / "p.json").read_text())
     assert report["registry"] == "s3://real/registry"
     assert {entry["tag"] for entry in report["deleted"] if entry["tag"]} == set(seed.expected_deleted)
     # The keys may come from the AWS chain instead of the file.
     bare = tmp_path / "bare.yml"
-    document = config.read_text().replace(f"accesskey: {s3_server.access_key}", "").replace(
-        f"secretkey: {s3_server.secret_key}", ""
+    document = (
+        config.read_text()
+        .replace(f"accesskey: {s3_server.access_key}", "")
+        .replace(f"secretkey: {s3_server.secret_key}", "")
     )
     bare.write_text(document)
     chain = {**env, "AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
@@ -182,3 +188,70 @@ def test_bad_s3_input_is_one_actionable_line_and_deletes_nothing(
     assert s3_server.objects("bucket") == before
     if case in ("gcs", "azure"):
         assert "use the API" in lines[0]
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)  # polling for the other process
+
+
+def test_prunes_on_two_hosts_are_serialized_by_the_s3_lease(s3_server: S3Server, tmp_path: Path) -> None:
+    """Different lock directories (two agents): the flock cannot see the other run, the lease does.
+    --no-wait fails fast with exit 6 naming the holder; without it the run waits, then converges; a
+    SIGKILLed holder's lease is taken over once it expires."""
+    seed = seeded_bucket(s3_server, tmp_path, "shared", count=16)
+    config = s3_server.write_registry_config(tmp_path / "config.yml", "shared")
+    args = ["prune", "--no-progress", "--registry-config", str(config), *seed.policy]
+    gate = tmp_path / "gate"
+
+    def host(name: str, **extra: str) -> dict[str, str]:
+        return cli_env({"REGISTRY_PRUNE_LOCK_DIR": str(tmp_path / name / "locks"), "REGISTRY_PRUNE_LEASE_TTL": "4",
+                        "REGISTRY_PRUNE_AUDIT_DIR": str(tmp_path / name / "audit"), **extra})  # fmt: skip
+
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.pause", str(gate), "--", *args],
+        cwd=ROOT, env=host("host-a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(gate.with_name("gate.ready"), first)
+        busy = run_cli(*args, "--no-wait", "--json", str(tmp_path / "busy.json"), env=host("host-b"))
+        assert busy.code == 6, busy.output
+        assert "holds the lease s3://shared/registry-prune/lease.json" in busy.stderr
+        assert json.loads((tmp_path / "busy.json").read_text())["outcome"] == "locked"
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "pipeline_step", *args], cwd=ROOT, env=host("host-b"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.5)  # the waiter must still be waiting: the holder has not moved
+        assert waiting.poll() is None, waiting.communicate()
+        gate.write_text("go")
+        assert first.wait(timeout=120) == 0, first.communicate()
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, out + err
+        assert "waiting for the lock" in err
+        assert "deleted 0 tags" in out  # the first run did it all; the second found nothing left
+    finally:
+        for process in (first,):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    # A holder killed while holding the lease: it stops renewing, and the lease is taken over after 4 s.
+    gate.unlink()
+    gate.with_name("gate.ready").unlink()
+    s3_server.upload_tree(seed.storage, "shared")  # everything back, so the next run has deletions to make
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.pause", str(gate), "--", *args],
+        cwd=ROOT, env=host("host-c"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(gate.with_name("gate.ready"), killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    started = time.monotonic()
+    after = run_cli(*args, env=host("host-d"))
+    assert after.code == 0, after.output
+    assert "took over the expired S3 lease" in after.stderr
+    assert time.monotonic() - started < 60
