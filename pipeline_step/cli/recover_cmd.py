@@ -159,6 +159,9 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
         settings = _settings(args, client.url)
         probe = integration_options.disk_from_args(args)
         client.ping()
+        replicas = targets.replica_clients(args, client)
+        for replica in replicas:
+            stack.callback(replica.close)
         backend = open_backend(
             client=client,
             storage_root=direct.root,
@@ -194,6 +197,7 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
                 progress=runtime.progress(args),
                 stop=runtime.stop,
                 echo=echo,
+                replicas=replicas,
             ).run()
         recovery.notes[:0] = recovery_notes
         restarted = any(r.gc is not None and r.gc.restarted for r in recovery.rounds)

@@ -41,6 +41,23 @@ def connect(args: argparse.Namespace, configuration: Configuration) -> RegistryC
     )
 
 
+def replica_clients(args: argparse.Namespace, client: RegistryClient) -> list[RegistryClient]:
+    """Clients for ``--replica-url``: the same credentials, TLS and timeout as ``client``."""
+    session = client.session
+    return [
+        open_client(
+            url,
+            credentials=session.credentials,
+            tls=session.tls,
+            timeout=session.timeout,
+            transport=getattr(args, "transport", None),
+            on_secret=register_secret,
+        )
+        for url in dict.fromkeys(getattr(args, "replica_url", None) or ())
+        if url.rstrip("/") != client.url
+    ]
+
+
 @dataclass
 class Target:
     """The registry through its API, or its storage in direct mode (then ``client`` may be None)."""

@@ -29,7 +29,7 @@ from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executo
 from pipeline_step.integrations.classify import Category, Classification
 from pipeline_step.integrations.disk import DiskProbe, DiskUsage, is_low
 from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc, run_restart, wait_until
-from pipeline_step.integrations.push import PushResult, run_push, verify_image
+from pipeline_step.integrations.push import PushResult, run_push, verify_replicas
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.planning.build import Plan, build_plan
 from pipeline_step.planning.inventory import RepositoryInventory
@@ -221,8 +221,10 @@ class Recoverer:
         progress: ProgressFactory = null_progress,
         stop: threading.Event | None = None,
         echo: Callable[[str], None] = lambda line: None,
+        replicas: list[RegistryClient] | None = None,
     ) -> None:
         self.client = client
+        self.replicas = list(replicas or ())  # other replicas on the same storage
         self.backend = backend
         self.configuration = configuration
         self.settings = settings
@@ -406,7 +408,8 @@ class Recoverer:
         return result
 
     def _wait_healthy(self) -> None:
-        wait_until(self.client.ping, timeout=self.settings.health_timeout)
+        for client in [self.client, *self.replicas]:  # every replica, each within the timeout
+            wait_until(client.ping, timeout=self.settings.health_timeout)
 
     def _push(self, recovery: Recovery) -> None:
         settings = self.settings
@@ -416,7 +419,8 @@ class Recoverer:
         )
         if not recovery.push.succeeded or settings.image is None:
             return
-        verify = verify_image(self.client, settings.image)
+        clients = [self.client, *self.replicas]
+        verify = verify_replicas(clients, settings.image)
         if not verify.ok and settings.gc is not None and settings.gc.restarts():
             # A stale blob cache let the client skip a layer: restart drops the cache, then push again.
             self.echo(
@@ -427,7 +431,7 @@ class Recoverer:
             again = run_push(settings.push_command, attempts=1, echo=self.echo)
             recovery.push.attempts.extend(again.attempts)
             recovery.push.succeeded = again.succeeded
-            verify = verify_image(self.client, settings.image) if again.succeeded else verify
+            verify = verify_replicas(clients, settings.image) if again.succeeded else verify
         recovery.push.verify = verify
         state = "is whole" if verify.ok else "is BROKEN: " + "; ".join(verify.problems[:3])
         self.echo(f"verify: {settings.image} {state} ({verify.checked_blobs} blobs read back)")
