@@ -64,7 +64,7 @@ def requests_logged(s3: S3Server) -> int:
     return len(REQUEST_LINE.findall(s3.log_text()))
 
 
-def run(s3: S3Server, work: Path, action: str, mode: str, target: list[str], tags: int) -> Figure:
+def run(s3: S3Server, work: Path, action: str, mode: str, target: list[str], *, tags: int) -> Figure:
     rss = work / f"{action}-{mode}.rss"
     before = requests_logged(s3)
     started = time.monotonic()
@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             api = ["--registry", registry.url]
             direct = ["--registry-config", str(config)]
             figures = [
-                run(s3, work, "plan", "api", api, tags),
-                run(s3, work, "plan", "direct s3", direct, tags),
-                run(s3, work, "prune", "direct s3", direct, tags),
-                run(s3, work, "prune", "api", api, tags),
+                run(s3, work, "plan", "api", api, tags=tags),
+                run(s3, work, "plan", "direct s3", direct, tags=tags),
+                run(s3, work, "prune", "direct s3", direct, tags=tags),
+                run(s3, work, "prune", "api", api, tags=tags),
             ]
         finally:
             if registry is not None:
