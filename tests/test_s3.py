@@ -85,7 +85,8 @@ def test_api_and_direct_prunes_of_identical_buckets_leave_the_same_keys(
 def test_plan_usage_and_restore_on_s3_through_the_api_and_directly(
     s3_server: S3Server, registry_factory: RegistryFactory, tmp_path: Path
 ) -> None:
-    """plan and usage agree through the API and directly; restore undoes a direct prune byte for byte."""
+    """plan and usage agree through the API and directly; restore undoes a direct prune byte for byte:
+    the manifests served, and every key of the bucket with its bytes."""
     seed = seeded_bucket(s3_server, tmp_path, "bucket")
     registry = on_s3(registry_factory, s3_server, "reg", "bucket")
     config = s3_server.write_registry_config(tmp_path / "config.yml", "bucket")
@@ -106,7 +107,7 @@ def test_plan_usage_and_restore_on_s3_through_the_api_and_directly(
 
     with RegistryState(registry.url) as state:
         manifests = {tag: state.manifest(seed.repo, tag) for tag in state.tags(seed.repo)}
-    keys_before = set(s3_server.objects("bucket"))
+    objects_before = s3_server.objects("bucket")
     pruned = run_cli("prune", "--registry-config", str(config), "--registry", registry.url, *seed.policy)
     assert pruned.code == 0, pruned.output
     assert snapshot(registry.url, seed.repo) == seed.expected_kept
@@ -115,7 +116,7 @@ def test_plan_usage_and_restore_on_s3_through_the_api_and_directly(
     assert restored.code == 0, restored.output
     with RegistryState(registry.url) as state:
         assert {tag: state.manifest(seed.repo, tag) for tag in state.tags(seed.repo)} == manifests
-    assert set(s3_server.objects("bucket")) == keys_before
+    assert s3_server.objects("bucket") == objects_before  # every key back, byte for byte
 
 
 def test_the_registry_config_is_honoured_with_its_environment_overrides(s3_server: S3Server, tmp_path: Path) -> None:
@@ -198,6 +199,18 @@ def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60.0) 
         time.sleep(0.05)  # polling for the other process
 
 
+def wait_for_text(path: Path, text: str, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else ""):
+        assert process.poll() is None, (process.communicate(), path.read_text())
+        assert time.monotonic() < deadline, f"{text!r} did not appear in {path}"
+        time.sleep(0.05)  # polling for the other process
+
+
+def snapshot_keys(s3: S3Server, bucket: str) -> set[str]:
+    return set(s3.objects(bucket, V2))
+
+
 def test_prunes_on_two_hosts_are_serialized_by_the_s3_lease(s3_server: S3Server, tmp_path: Path) -> None:
     """Different lock directories (two agents): the flock cannot see the other run, the lease does.
     --no-wait fails fast with exit 6 naming the holder; without it the run waits, then converges; a
@@ -215,26 +228,30 @@ def test_prunes_on_two_hosts_are_serialized_by_the_s3_lease(s3_server: S3Server,
         [sys.executable, "-m", "tests.support.pause", str(gate), "--", *args],
         cwd=ROOT, env=host("host-a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    processes = [first]
     try:
         wait_for(gate.with_name("gate.ready"), first)
         busy = run_cli(*args, "--no-wait", "--json", str(tmp_path / "busy.json"), env=host("host-b"))
         assert busy.code == 6, busy.output
         assert "holds the lease s3://shared/registry-prune/lease.json" in busy.stderr
         assert json.loads((tmp_path / "busy.json").read_text())["outcome"] == "locked"
-        waiting = subprocess.Popen(
-            [sys.executable, "-m", "pipeline_step", *args], cwd=ROOT, env=host("host-b"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        time.sleep(1.5)  # the waiter must still be waiting: the holder has not moved
-        assert waiting.poll() is None, waiting.communicate()
+        waiter_err = tmp_path / "waiter.err"
+        with waiter_err.open("w") as err_file:
+            waiting = subprocess.Popen(
+                [sys.executable, "-m", "pipeline_step", *args], cwd=ROOT, env=host("host-b"),
+                stdout=subprocess.PIPE, stderr=err_file, text=True,
+            )  # fmt: skip
+        processes.append(waiting)
+        wait_for_text(waiter_err, "(lease s3://shared/registry-prune/lease.json)", waiting)  # queued on the lease
+        assert waiting.poll() is None  # and still waiting: the holder has not moved
         gate.write_text("go")
         assert first.wait(timeout=120) == 0, first.communicate()
-        out, err = waiting.communicate(timeout=120)
-        assert waiting.returncode == 0, out + err
-        assert "waiting for the lock" in err
+        out, _ = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, out + waiter_err.read_text()
         assert "deleted 0 tags" in out  # the first run did it all; the second found nothing left
+        after_first = snapshot_keys(s3_server, "shared")
     finally:
-        for process in (first,):
+        for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
@@ -250,8 +267,7 @@ def test_prunes_on_two_hosts_are_serialized_by_the_s3_lease(s3_server: S3Server,
     wait_for(gate.with_name("gate.ready"), killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    started = time.monotonic()
     after = run_cli(*args, env=host("host-d"))
     assert after.code == 0, after.output
     assert "took over the expired S3 lease" in after.stderr
-    assert time.monotonic() - started < 60
+    assert snapshot_keys(s3_server, "shared") == after_first

@@ -172,13 +172,6 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
         )
         if direct.given:
             stack.callback(backend.close)
-        if direct.s3 is not None:
-            recovery_notes = [
-                "the registry stores on S3: there is no disk to fill, so the disk probe does not apply; "
-                "the failed log's registry 500 (or --force) triggers a recovery"
-            ]
-        else:
-            recovery_notes = []
         with contextlib.ExitStack() as locks:
             audit: AuditLog | None = None
             if not settings.dry_run:
@@ -199,7 +192,6 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
                 echo=echo,
                 replicas=replicas,
             ).run()
-        recovery.notes[:0] = recovery_notes
         restarted = any(r.gc is not None and r.gc.restarted for r in recovery.rounds)
         if any(r.execution for r in recovery.rounds) and not restarted:
             recovery.notes.extend(backend.notes)

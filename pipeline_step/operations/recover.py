@@ -42,6 +42,11 @@ from pipeline_step.support.progress import ProgressFactory, null_progress
 from pipeline_step.support.units import FreeSpaceThreshold, format_bytes, plural
 
 CANNOT_HELP = frozenset({Category.AGENT_DISK_FULL, Category.AUTH, Category.NETWORK})
+# On object storage "disk full" does not exist; what still triggers a recovery is the failed log.
+OBJECT_STORAGE_NOTE = (
+    "the registry stores on S3: there is no disk to fill, so the disk probe does not apply; "
+    "the failed log's registry 500 (or --force) triggers a recovery"
+)
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,8 @@ class Recoverer:
     def run(self) -> Recovery:
         """Gather the facts; never raises a PruneError: it becomes ``recovery.error``."""
         recovery = Recovery(self.client.url, self.settings.dry_run, classification=self.settings.classification)
+        if self.backend.name == "s3":
+            recovery.notes.append(OBJECT_STORAGE_NOTE)
         try:
             if self.probe is not None:
                 recovery.disk_before = self.probe.measure()

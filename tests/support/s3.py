@@ -95,6 +95,17 @@ class S3Server:
         self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
         return self
 
+    def create_user(self, name: str, actions: list[str]) -> tuple[str, str]:
+        """Another IAM user allowed only ``actions`` (e.g. ``s3:GetObject``): its access and secret key."""
+        iam = boto3.client("iam", endpoint_url=self.url, region_name=REGION, aws_access_key_id=self.access_key,
+                           aws_secret_access_key=self.secret_key)  # fmt: skip
+        self._clients.append(iam)
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+        iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
     def log_text(self) -> str:
         path = self.workdir / f"moto-{self.port}.log"
         return path.read_text(errors="replace") if path.exists() else ""

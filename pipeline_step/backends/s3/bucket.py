@@ -35,11 +35,11 @@ from pipeline_step.backends.registry_config import S3Location
 from pipeline_step.errors import (
     AnswerTooLargeError,
     AuthenticationError,
-    DeleteDisabledError,
     PruneError,
     RegistryError,
     RegistryServerError,
     RegistryUnreachableError,
+    S3PermissionError,
     UsageError,
 )
 
@@ -63,10 +63,6 @@ CREDENTIALS_HINT = (
 PERMISSION_HINT = (
     "give these credentials s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on the registry's bucket"
 )
-
-
-class S3PermissionError(DeleteDisabledError):
-    """These credentials may read the bucket but not delete from it: fatal, exit 3, like deletes disabled."""
 
 
 @dataclass(frozen=True, slots=True)

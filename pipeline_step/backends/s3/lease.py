@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, Callable
 
 from pipeline_step.backends.s3.bucket import Bucket, Fetched
-from pipeline_step.errors import InterruptedRunError, LockBusyError
+from pipeline_step.errors import AuthenticationError, InterruptedRunError, LockBusyError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class S3Lease:
         self._released = threading.Event()
         self.lost = False
 
-    def _body(self) -> bytes:
+    def _body(self, *, ttl: float | None = None) -> bytes:
         info = {
             "token": self.token,
             "pid": os.getpid(),
@@ -89,7 +89,7 @@ class S3Lease:
             "command": self.command,
             "build_url": os.environ.get("BUILD_URL"),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "ttl": self.ttl,
+            "ttl": self.ttl if ttl is None else ttl,
         }
         return json.dumps(info).encode()
 
@@ -174,9 +174,19 @@ class S3Lease:
         if self._etag is not None and not self.lost:
             try:
                 self.bucket.delete(self.key, if_match=self._etag)
+            except AuthenticationError:
+                self._expire()
             except Exception as exc:  # noqa: BLE001 - it expires on its own
                 log.warning("could not release the S3 lease %s (it expires in %gs): %s", self.where, self.ttl, exc)
         self._etag = None
+
+    def _expire(self) -> None:
+        """Credentials that may write but not delete: leave the lease expired, so the next run takes
+        it over at once instead of waiting out the ttl."""
+        try:
+            self.bucket.put(self.key, self._body(ttl=0), if_match=self._etag)
+        except Exception as exc:  # noqa: BLE001 - it expires on its own
+            log.warning("could not release the S3 lease %s (it expires in %gs): %s", self.where, self.ttl, exc)
 
     def __enter__(self) -> S3Lease:
         self.acquire()
