@@ -9,8 +9,10 @@ one image per tag. One bucket is served by Debian's docker-registry and planned
 and pruned (keep 10) through its API; the other is planned and pruned directly
 (``--registry-config``). Requests to S3 are counted from the S3 server's own
 access log, so the registry's requests and ours are counted alike. Peak RSS is
-the CLI process's own VmHWM. Speed targets: direct prune >= 30x and direct plan
->= 3x faster than through the API; peak RSS <= 100 MB.
+the CLI process's own VmHWM. The plans change nothing, so they run
+``--repeat`` times each, alternating API and direct, and the median counts;
+each prune runs once (it empties its bucket). Speed targets: direct prune
+>= 30x and direct plan >= 3x faster than through the API; peak RSS <= 100 MB.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,10 +88,17 @@ def run(s3: S3Server, work: Path, action: str, mode: str, target: list[str], *, 
     return figure
 
 
+def median(runs: list[Figure]) -> Figure:
+    """The run with the median wall time (its own request count and peak RSS)."""
+    middle = statistics.median_low(f.wall for f in runs)
+    return next(f for f in runs if f.wall == middle)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks.s3")
     parser.add_argument("--quick", action="store_true", help="30 + 2 x 10 tags: a smoke run of the harness")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each plan (the median counts)")
     args = parser.parse_args(argv)
     big, repos, small = (30, 2, 10) if args.quick else (300, 20, 50)
     os.environ.pop("AWS_CA_BUNDLE", None)  # the registry panics with it (tests.support.registry)
@@ -108,9 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             config = s3.write_registry_config(work / "registry-config.yml", "direct")
             api = ["--registry", registry.url]
             direct = ["--registry-config", str(config)]
+            plans: dict[str, list[Figure]] = {"api": [], "direct s3": []}
+            for _ in range(max(1, args.repeat)):
+                plans["api"].append(run(s3, work, "plan", "api", api, tags=tags))
+                plans["direct s3"].append(run(s3, work, "plan", "direct s3", direct, tags=tags))
             figures = [
-                run(s3, work, "plan", "api", api, tags=tags),
-                run(s3, work, "plan", "direct s3", direct, tags=tags),
+                median(plans["api"]),
+                median(plans["direct s3"]),
                 run(s3, work, "prune", "direct s3", direct, tags=tags),
                 run(s3, work, "prune", "api", api, tags=tags),
             ]
@@ -128,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         (f"peak RSS <= 100 MB: {peak:.0f} MB", peak <= 100),
         ("every run exited 0", all(f.exit_code == 0 for f in figures)),
     ]
-    print(f"\ns3 scenario: 1 x {big} tags + {repos} x {small} tags, one image each, keep {KEEP}; moto on 127.0.0.1")
+    load = os.getloadavg()[0]
+    machine = f"{os.cpu_count()} cores, load average {load:.1f} at the end; plans: median of {max(1, args.repeat)}"
+    print(f"\ns3 scenario: 1 x {big} tags + {repos} x {small} tags, one image each, keep {KEEP}; moto on 127.0.0.1; "
+          f"{machine}")  # fmt: skip
     print(f"{'action':<6}  {'mode':<10}  {'wall s':>8}  {'S3 req':>7}  {'req/tag':>7}  {'peak RSS MB':>11}")
     for f in figures:
         print(f"{f.action:<6}  {f.mode:<10}  {f.wall:8.2f}  {f.s3_requests:7d}  {f.per_tag:7.2f}  "

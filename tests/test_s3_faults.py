@@ -99,12 +99,12 @@ def test_throttling_and_per_key_failures_are_retried_and_the_prune_completes(
     buckets: tuple[SeededStorage, dict[str, bytes]], s3_server: S3Server, tmp_path: Path
 ) -> None:
     """Two DeleteObjects answered 503 SlowDown (botocore's standard retries), and two batches whose
-    first key S3 reports as SlowDown once (sent again alone): the run completes, exit 0."""
+    first key S3 reports as SlowDown once (that key is sent again alone): the run completes, exit 0."""
     seed, expected = buckets
     flaky = FlakyDeletes(s3_server.client(), lambda key, seen, index: "SlowDown" if seen == 1 and index == 0 else None)
     rules = Rules(
         Rule(Fault("status", 503, body=SLOW_DOWN), method="POST", path=DELETES, limit=2),
-        Rule(Fault("answer", answer=flaky), method="POST", path=DELETES, every=4, limit=2),
+        Rule(Fault("answer", answer=flaky), method="POST", path=DELETES, every=2, limit=2),
     )
     with RecordingProxy(s3_server.url, rules, preserve_host=True) as proxy:
         config = through(proxy, s3_server, tmp_path)

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pipeline_step.backends import Backend, S3Backend, open_backend
+from pipeline_step.backends import Backend, open_backend, s3_backend
 from pipeline_step.backends.registry_config import S3Location, load_registry_storage
-from pipeline_step.backends.s3.lease import S3Lease
 from pipeline_step.cli.credentials import resolve_credentials
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import UsageError
@@ -75,8 +74,9 @@ class Target:
 
     def requests(self) -> int:
         """Requests sent to the registry (none in direct mode), or to S3 by the S3 backend."""
-        if isinstance(self.backend, S3Backend):
-            return self.backend.requests
+        s3 = s3_backend(self.backend)
+        if s3 is not None:
+            return s3.requests
         return self.client.stats.requests if self.client is not None else 0
 
 
@@ -163,10 +163,13 @@ def registry_lock(
         on_wait=waiting,
     )
     with lock, contextlib.ExitStack() as stack:
-        if isinstance(backend, S3Backend):
+        s3 = s3_backend(backend)
+        if s3 is not None:
+            from pipeline_step.backends.s3.lease import S3Lease  # noqa: PLC0415 - boto3 loads only for S3
+
             stack.enter_context(
                 S3Lease(
-                    backend.bucket,
+                    s3.bucket,
                     wait=lock.wait,
                     timeout=lock.timeout,
                     stop=runtime.stop,

@@ -9,7 +9,7 @@ Kinds:
   fileop:K          just before the k-th change to the storage tree (rename, unlink, rmtree)
   intent:K          just after the k-th undo record reached the disk, before its DELETE
   batch-before:K    just before the k-th DeleteObjects batch of the S3 backend is sent
-  batch-after:K     just after the k-th DeleteObjects batch was answered (mid-step: more batches follow)
+  batch-after:K     just after the k-th DeleteObjects batch was answered (more rounds may follow)
 ``count:FILE`` kills nothing and writes how many events of each kind the run had, as JSON.
 
 Everything is patched in this process only, before the CLI is imported.
@@ -91,12 +91,13 @@ def install(spec: str) -> Callable[[], None]:
     delete_batch = bucket.Bucket.delete_batch
     batch_hook = _counter("batch", at if kind.startswith("batch") else None)
 
-    def patched_batch(self: Any, keys: list[str]) -> None:
+    def patched_batch(self: Any, keys: list[str]) -> dict[str, str]:
         if kind == "batch-before":
             batch_hook()
-        delete_batch(self, keys)
+        failed = delete_batch(self, keys)
         if kind != "batch-before":
             batch_hook()
+        return failed
 
     bucket.Bucket.delete_batch = patched_batch  # type: ignore[method-assign]
 

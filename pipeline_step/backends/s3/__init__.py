@@ -38,7 +38,7 @@ class S3Backend(S3InventorySource, S3Deleter):
         self.bucket = bucket or Bucket(location, workers=workers)
         layout = S3Layout(self.bucket, location)
         S3InventorySource.__init__(self, layout, concurrency=workers, stop=stop)
-        S3Deleter.__init__(self, layout)
+        S3Deleter.__init__(self, layout, workers=workers)
         self.location = location
         self.label = label or location.label
 

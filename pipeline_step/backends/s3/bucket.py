@@ -70,6 +70,7 @@ class Listed:
     key: str
     size: int
     modified: datetime
+    etag: str  # without quotes; for a single-part upload without SSE-KMS, the MD5 of the content
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,8 @@ class Bucket:
             except (ClientError, BotoCoreError) as exc:
                 raise self.error(exc, f"list {prefix}") from None
             for item in page.get("Contents", ()):
-                yield Listed(item["Key"], int(item.get("Size", 0)), item["LastModified"])
+                etag = str(item.get("ETag", "")).strip('"')
+                yield Listed(item["Key"], int(item.get("Size", 0)), item["LastModified"], etag)
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
@@ -228,21 +230,37 @@ class Bucket:
     # -- writes -------------------------------------------------------------------
 
     def delete_keys(self, keys: Sequence[str]) -> None:
-        """Delete ``keys`` with DeleteObjects, at most 1,000 a request.
+        """Delete ``keys`` with DeleteObjects, at most 1,000 a request; raise if any key still fails.
 
-        S3 answers per key: keys that failed transiently are retried with
-        backoff; if any key still fails, the error names how many and the
-        first, and the caller's step fails (a rerun converges: deleting a
-        missing key succeeds).
+        The error names how many failed and the first; a rerun converges
+        (deleting a missing key succeeds).
         """
         for start in range(0, len(keys), BATCH):
-            self.delete_batch(list(keys[start : start + BATCH]))
+            batch = list(keys[start : start + BATCH])
+            failed = self.delete_batch(batch)
+            if failed:
+                raise self.batch_error(failed, len(batch))
 
-    def delete_batch(self, keys: list[str]) -> None:
+    def batch_error(self, failed: dict[str, str], sent: int) -> RegistryServerError:
+        """The error for keys that DeleteObjects would not delete (``failed``: key -> S3 error code)."""
+        key, code = next(iter(failed.items()))
+        return RegistryServerError(
+            f"DeleteObjects failed for {len(failed)} of {sent} keys in s3://{self.name} (first: {key}: {code})",
+            status=503 if code in TRANSIENT_CODES else 500,
+            code=code,
+            hint="rerun: the plan is recomputed and keys already deleted stay deleted",
+        )
+
+    def delete_batch(self, keys: list[str]) -> dict[str, str]:
+        """One DeleteObjects of at most 1,000 keys. S3 answers per key: keys that failed for a
+        transient reason (SlowDown, InternalError) are sent again with backoff. Returns the keys
+        that still failed, with their error codes; raises when the whole request fails, or when
+        these credentials may not delete (AccessDenied: fatal)."""
         pending = list(dict.fromkeys(keys))
+        lasting: dict[str, str] = {}
+        if not pending:
+            return lasting
         for attempt in range(1, BATCH_ATTEMPTS + 1):
-            if not pending:
-                return
             try:
                 answer = self.client.delete_objects(
                     Bucket=self.name, Delete={"Objects": [{"Key": key} for key in pending], "Quiet": True}
@@ -253,25 +271,20 @@ class Bucket:
                     raise S3PermissionError(error.message, hint=PERMISSION_HINT) from None
                 raise error from None
             failed = {str(e.get("Key")): str(e.get("Code", "")) for e in answer.get("Errors", ())}
-            if not failed:
-                return
             denied = [key for key, code in failed.items() if code == "AccessDenied"]
             if denied:
                 raise S3PermissionError(f"access denied to delete {denied[0]} in s3://{self.name}",
                                         hint=PERMISSION_HINT)  # fmt: skip
-            lasting = {key: code for key, code in failed.items() if code not in TRANSIENT_CODES}
-            if lasting or attempt == BATCH_ATTEMPTS:
-                key, code = next(iter((lasting or failed).items()))
-                raise RegistryServerError(
-                    f"DeleteObjects failed for {len(lasting or failed)} of {len(pending)} keys in "
-                    f"s3://{self.name} (first: {key}: {code})",
-                    status=503 if not lasting else 500,
-                    code=code,
-                    hint="rerun: the plan is recomputed and keys already deleted stay deleted",
-                )
-            log.info("DeleteObjects: %d keys failed transiently (attempt %d); retrying", len(failed), attempt)
+            lasting.update((key, code) for key, code in failed.items() if code not in TRANSIENT_CODES)
+            pending = [key for key in pending if key in failed and key not in lasting]
+            if not pending:
+                break
+            if attempt == BATCH_ATTEMPTS:
+                lasting.update((key, failed[key]) for key in pending)
+                break
+            log.info("DeleteObjects: %d keys failed transiently (attempt %d); retrying", len(pending), attempt)
             time.sleep(min(0.2 * 2**attempt, 4.0))
-            pending = [key for key in pending if key in failed]
+        return lasting
 
     def put(self, key: str, body: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str | None:
         """Write ``key``; with a condition, None when it does not hold (412). Returns the new ETag."""

@@ -7,10 +7,20 @@ and tags together, 1,000 keys a page) taken by :meth:`S3Layout.snapshot`;
 while a snapshot is held, tag names, ages and missing ``current/link`` keys
 come from it, and tag links prefetched in parallel are served from it.
 Without one (the executor's re-checks), every answer is read fresh.
+
+A listing also tells most tags' digests without reading their links: the
+registry writes ``index/<digest>/link`` before ``current/link``, so the
+current link names one of the tag's index digests, and the ETag S3 lists for
+a single-part upload is the MD5 of its content. Where no index digest matches
+the ETag (SSE-KMS buckets, links written by other tools), the link is read.
+
+Manifests are immutable and verified against their digest, so the bytes read
+while planning are kept (up to :data:`CACHE_BYTES`) for the undo log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -34,13 +44,28 @@ from pipeline_step.errors import DigestMismatchError, NotFoundError, RegistryErr
 from pipeline_step.registry.digest import matches as digest_matches
 
 CURRENT = "current/link"
+CACHE_BYTES = 32 * 1024 * 1024  # manifests kept from planning for the undo log; beyond this, read again
+
+
+def link_etag(digest: str) -> str:
+    """The ETag of a link object naming ``digest``, as S3 computes it for a single-part upload."""
+    return hashlib.md5(digest.encode("ascii"), usedforsecurity=False).hexdigest()
 
 
 @dataclass
 class TagKeys:
     keys: list[str] = field(default_factory=list)
     modified: datetime | None = None
-    has_current: bool = False
+    current_etag: str | None = None  # None: no current/link listed
+    index: list[str] = field(default_factory=list)  # the digests of index/<alg>/<hex>/link
+
+    @property
+    def has_current(self) -> bool:
+        return self.current_etag is not None
+
+    def inferred(self) -> str | None:
+        """The digest ``current/link`` holds, told by its ETag; None when the link must be read."""
+        return next((digest for digest in self.index if link_etag(digest) == self.current_etag), None)
 
 
 @dataclass
@@ -59,6 +84,8 @@ class S3Layout:
         self.v2 = location.v2_prefix
         self._snapshots: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
+        self._cache: dict[str, bytes] = {}
+        self._cached = 0
 
     @property
     def label(self) -> str:
@@ -78,7 +105,8 @@ class S3Layout:
 
     # -- snapshots ----------------------------------------------------------------
 
-    def snapshot(self, repository: str) -> Snapshot:
+    def listing(self, repository: str) -> Snapshot:
+        """One fresh listing of the repository's ``_manifests/``: revisions, and every tag's keys."""
         base = f"{self.key(manifests_path(repository))}/"
         revisions: set[str] = set()
         tags: dict[str, TagKeys] = {}
@@ -95,11 +123,36 @@ class S3Layout:
                 entry = tags.setdefault(name, TagKeys())
                 entry.keys.append(item.key)
                 entry.modified = item.modified if entry.modified is None else max(entry.modified, item.modified)
-                entry.has_current = entry.has_current or rest == CURRENT
-        snap = Snapshot(revisions, tags)
+                if rest == CURRENT:
+                    entry.current_etag = item.etag
+                elif rest.startswith("index/"):
+                    digest = revision_digest(rest[len("index/") :])
+                    if digest is not None:
+                        entry.index.append(digest)
+        return Snapshot(revisions, tags)
+
+    def snapshot(self, repository: str) -> Snapshot:
+        """A fresh listing, held for the repository's reads until :meth:`forget`."""
+        snap = self.listing(repository)
         with self._lock:
             self._snapshots[repository] = snap
         return snap
+
+    def digest_in(self, snap: Snapshot, repository: str, tag: str) -> str | None:
+        """What ``current/link`` names in this listing: from its ETag, a read already made, or a read."""
+        entry = snap.tags.get(tag)
+        if entry is None or not entry.has_current:
+            return None
+        inferred = entry.inferred()
+        if inferred is not None:
+            return inferred
+        if tag in snap.digests:
+            known = snap.digests[tag]
+            if isinstance(known, RegistryError):
+                raise known
+            return known
+        found = snap.digests[tag] = self.read_tag_link(repository, tag)
+        return found
 
     def forget(self, repository: str) -> None:
         with self._lock:
@@ -162,14 +215,7 @@ class S3Layout:
     def tag_digest(self, repository: str, tag: str) -> str | None:
         held = self._held(repository)
         if held is not None:
-            entry = held.tags.get(tag)
-            if entry is None or not entry.has_current:
-                return None
-            if tag in held.digests:
-                known = held.digests[tag]
-                if isinstance(known, RegistryError):
-                    raise known
-                return known
+            return self.digest_in(held, repository, tag)
         return self.read_tag_link(repository, tag)
 
     def has_revision(self, repository: str, digest: str) -> bool:
@@ -181,6 +227,10 @@ class S3Layout:
         )
 
     def read_blob(self, digest: str, *, limit: int = MANIFEST_LIMIT) -> bytes:
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and len(cached) <= limit:
+            return cached
         fetched = self.bucket.get(self.key(blob_data(digest)), limit=limit)
         if fetched is None:
             raise NotFoundError(f"blob {digest} is missing from s3://{self.bucket.name}")
@@ -189,4 +239,9 @@ class S3Layout:
                 f"blob {digest} in s3://{self.bucket.name} does not hash to its digest",
                 hint="the storage is corrupt; nothing that references it is deleted",
             )
-        return fetched.body
+        body = fetched.body
+        with self._lock:
+            if self._cached + len(body) <= CACHE_BYTES and digest not in self._cache:
+                self._cache[sys.intern(digest)] = body
+                self._cached += len(body)
+        return body

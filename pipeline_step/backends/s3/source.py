@@ -1,8 +1,9 @@
 """Build inventories from the registry's bucket: the filesystem backend's rules, fed by S3.
 
-Per repository: one listing of ``_manifests/`` (1,000 keys a page), the tag
-links and the revision manifests read with parallel GETs, every manifest
-verified against its digest; config blobs only when the policy needs creation
+Per repository: one listing of ``_manifests/`` (1,000 keys a page), which
+tells most tag links by their ETags (the rest are read with parallel GETs),
+and the revision manifests read with parallel GETs, every manifest verified
+against its digest; config blobs only when the policy needs creation
 times. Ghost tags, legacy links and half-finished deletions are judged exactly
 as on the filesystem (:class:`~pipeline_step.backends.filesystem.source.StorageInventorySource`).
 """
@@ -45,7 +46,8 @@ class S3InventorySource(StorageInventorySource):
                 snapshot.digests[tag] = found
 
         try:
-            with_links = [tag for tag, entry in snapshot.tags.items() if entry.has_current]
+            # Links whose ETag names no index digest are read; the others are known from the listing.
+            with_links = [tag for tag, entry in snapshot.tags.items() if entry.has_current and entry.inferred() is None]
             run_bounded(with_links, prefetch, workers=self.concurrency, stop=self.stop.is_set)
             return super().collect(repository, needs_created=needs_created, progress=progress)
         finally:
