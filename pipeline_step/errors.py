@@ -147,6 +147,10 @@ class DeleteDisabledError(RegistryError):
     exit_code = ExitCode.DELETE_DISABLED
 
 
+class S3PermissionError(DeleteDisabledError):
+    """The S3 credentials may read the registry's bucket but not delete from it (s3:DeleteObject)."""
+
+
 class LockBusyError(PruneError):
     """Another run holds the registry lock."""
 

@@ -15,8 +15,9 @@ import pytest
 from tests.support.apps import SeededApp, seed_app
 from tests.support.cli import CliResult, run_cli
 from tests.support.registry import LINES, RegistryFactory, RegistryServer, registry_binary
+from tests.support.s3 import S3Server, moto_binary
 
-REGISTRY_FIXTURES = frozenset({"registry_factory", "registry_line"})
+REGISTRY_FIXTURES = frozenset({"registry_factory", "registry_line", "s3_server"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,3 +74,15 @@ def seeded(registry: RegistryServer) -> SeededApp:
 @pytest.fixture
 def cli() -> Callable[..., CliResult]:
     return run_cli
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Iterator[S3Server]:
+    """A local S3 server (moto) that checks credentials; fails, saying how to install, without one."""
+    try:
+        moto_binary()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server = S3Server(tmp_path / "s3").start()
+    yield server
+    server.stop()

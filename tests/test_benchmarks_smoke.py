@@ -57,3 +57,18 @@ def test_quick_benchmark_runs_every_mode_and_prints_the_table(tmp_path: Path) ->
     assert re.search(r"\nprune all but 10 of 1 x 40 tags, one image each +direct \(--storage-root\) +1 ", table)
     assert "prune: API <= 1.15x the raw floor" in completed.stdout
     assert list(tmp_path.iterdir()) == []  # seeded storages are cleaned up
+
+
+def test_quick_s3_benchmark_runs_both_modes_and_prints_the_table() -> None:
+    """The S3 scenario's harness (moto, a registry on it, both buckets) end to end at toy size."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.s3", "--quick", "--repeat", "1"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    table = completed.stdout.split("s3 scenario:", 1)[1]
+    for action, mode in (("plan", "api"), ("plan", "direct s3"), ("prune", "direct s3"), ("prune", "api")):
+        assert re.search(rf"\n{action} +{re.escape(mode)} +[0-9.]+ +[0-9]+ ", table), (action, mode)
+    assert "PASS  every run exited 0" in completed.stdout
+    assert "direct S3 prune >= 30x faster than the API prune" in completed.stdout

@@ -19,6 +19,7 @@ from typing import Any
 import bcrypt
 import pytest
 
+from pipeline_step.backends.registry_config import load_registry_storage
 from pipeline_step.errors import PruneError, RegistryServerError
 from pipeline_step.integrations.jenkins import JenkinsClient, JenkinsError
 from pipeline_step.integrations.slack import RecoverySummary, SlackReporter
@@ -33,6 +34,7 @@ from tests.support.fault_seed import SeededStorage, write_app
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
 from tests.support.registry import RegistryFactory, RegistryServer, free_port
 from tests.support.registry_state import RegistryState
+from tests.support.s3 import S3Server
 from tests.support.tokenserver import TokenServer
 
 PASSWORD = "pw-CANARY-5e3c1a"  # a canary, not a credential
@@ -317,3 +319,36 @@ def test_library_error_messages_for_slack_and_jenkins_hold_no_secret() -> None:
     Outputs(
         {"slack webhook": result.warning, "slack bot": bot_result.warning, "jenkins": exception_texts(raised.value)}
     ).assert_clean(dead + fake_slack.WEBHOOK_PATH, fake_jenkins.TOKEN + "-wrong")
+
+
+# -- S3 keys ------------------------------------------------------------------------------
+
+
+def test_s3_keys_never_show_on_success_or_error_paths(s3_server: S3Server, tmp_path: Path) -> None:
+    """The registry config's secret key (and the access key), from the file and from the AWS chain, at -vv,
+    in prune, plan, usage and on a refused key: never in stdout, stderr, the report or the audit log."""
+    seed = write_app(tmp_path / "seed", count=14, keep=10)
+    s3_server.create_bucket("secrets")
+    s3_server.upload_tree(seed.storage, "secrets")
+    config = s3_server.write_registry_config(tmp_path / "config.yml", "secrets")
+    keys = (s3_server.secret_key, s3_server.access_key)
+    audit, report = tmp_path / "audit-s3", tmp_path / "s3.json"
+    pruned = run_cli("-vv", "prune", "--registry-config", str(config), *seed.policy, "--audit-dir", str(audit),
+                     "--json", str(report))  # fmt: skip
+    assert pruned.code == 0, pruned.output
+    collect(pruned, report=report, audit_dir=audit).assert_clean(*keys)
+    bare = tmp_path / "bare.yml"
+    bare.write_text(config.read_text().replace(f"accesskey: {keys[1]}", "").replace(f"secretkey: {keys[0]}", ""))
+    chain = {"AWS_ACCESS_KEY_ID": keys[1], "AWS_SECRET_ACCESS_KEY": keys[0]}
+    for command in ("plan", "usage"):
+        ran = run_cli("-vv", command, "--registry-config", str(bare), *seed.policy, "--json", str(report), env=chain)
+        assert ran.code == 0, ran.output
+        collect(ran, report=report).assert_clean(*keys)
+    wrong = "wrong-CANARY-s3-secret-7a1f"
+    broken = tmp_path / "wrong.yml"
+    broken.write_text(config.read_text().replace(keys[0], wrong))
+    refused = run_cli("-vv", "prune", "--registry-config", str(broken), *seed.policy, "--json", str(report))
+    assert refused.code == 4, refused.output
+    collect(refused, report=report).assert_clean(*keys, wrong)
+    location = load_registry_storage(broken).s3
+    assert location is not None and wrong not in repr(location)

@@ -102,8 +102,13 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[GcRep
             client = stack.enter_context(targets.connect(args, configuration))
             stack.enter_context(targets.registry_lock(args, configuration, client.url, runtime, command="gc"))
 
+            replicas = targets.replica_clients(args, client)
+            for replica in replicas:
+                stack.callback(replica.close)
+
             def wait_healthy() -> None:
-                wait_until(client.ping, timeout=args.health_timeout)
+                for each in [client, *replicas]:  # every replica answers before GC counts as done
+                    wait_until(each.ping, timeout=args.health_timeout)
 
         run = garbage_collect(
             commands,

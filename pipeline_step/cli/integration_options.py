@@ -204,6 +204,15 @@ def add_gc_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
         action="store_true",
         help="pass --delete-untagged to GC (on 2.8 it breaks untagged children of manifest lists)",
     )
+    # Replicas sharing one storage: each is waited for after a restart, and recover verifies through each.
+    group.add_argument(
+        "--replica-url",
+        action="append",
+        metavar="URL",
+        help="another replica of the registry on the same storage (repeatable; give each one's own URL, not "
+        "the load balancer's): after a restart each must answer before the run goes on, and recover reads the "
+        "pushed image back through each (a replica left out of --restart-cmd serves a stale blob cache)",
+    )
     group.add_argument(
         "--health-timeout",
         type=float,

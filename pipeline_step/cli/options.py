@@ -72,6 +72,16 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         help="direct mode with --registry: do not compare the registry's tag lists with the storage's "
         "(by default a repository whose registry hides a stored tag is left alone)",
     )
+    # Direct mode from the registry's own config file (filesystem or s3 driver).
+    group.add_argument(
+        "--registry-config",
+        type=Path,
+        metavar="FILE",
+        help="direct mode from the registry's own configuration (e.g. /etc/docker/registry/config.yml): its "
+        "storage.filesystem.rootdirectory, or storage.s3 (bucket, region, regionendpoint, rootdirectory, keys), "
+        "with the registry's REGISTRY_STORAGE_* environment overrides; S3 credentials not in the file come from "
+        "the AWS chain (environment, profile, instance role). Restart the registry afterwards",
+    )
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:

@@ -54,7 +54,11 @@ def _run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Prun
         with contextlib.ExitStack() as stack:
             audit: AuditLog | None = None
             if not dry_run:
-                stack.enter_context(targets.registry_lock(args, configuration, target.label, runtime, command=command))
+                stack.enter_context(
+                    targets.registry_lock(
+                        args, configuration, target.label, runtime, command=command, backend=target.backend
+                    )
+                )
                 audit = targets.open_audit(configuration, target.label)
                 stack.callback(audit.close)
             run = prune(

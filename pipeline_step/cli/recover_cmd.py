@@ -128,7 +128,7 @@ def _settings(args: argparse.Namespace, registry_url: str) -> RecoverSettings:
         gc=gc,
         classification=classification,
         health_timeout=args.health_timeout,
-        predict_catalog=options.predict_scope(args, direct=args.storage_root is not None) == "catalog",
+        predict_catalog=options.predict_scope(args, direct=targets.direct_storage(args).given) == "catalog",
     )
 
 
@@ -148,23 +148,38 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
     def echo(line: str) -> None:
         print(redact(f"recover: {line}"), file=human, flush=True)
 
-    with targets.connect(args, configuration) as client:
+    direct = targets.direct_storage(args)
+    if direct.s3 is not None and args.disk:
+        raise UsageError(
+            f"--disk: the registry stores on S3 ({direct.s3.label}), and object storage has no disk to fill",
+            hint="leave out --disk and --min-free: recover acts on the failed log (--console-log or "
+            "--jenkins-build) or on --force",
+        )
+    with targets.connect(args, configuration) as client, contextlib.ExitStack() as stack:
         settings = _settings(args, client.url)
         probe = integration_options.disk_from_args(args)
         client.ping()
+        replicas = targets.replica_clients(args, client)
+        for replica in replicas:
+            stack.callback(replica.close)
         backend = open_backend(
             client=client,
-            storage_root=args.storage_root,
+            storage_root=direct.root,
+            s3=direct.s3,
             label=client.url,
             concurrency=configuration.settings.concurrency,
             stop=runtime.stop,
         )
-        with contextlib.ExitStack() as stack:
+        if direct.given:
+            stack.callback(backend.close)
+        with contextlib.ExitStack() as locks:
             audit: AuditLog | None = None
             if not settings.dry_run:
-                stack.enter_context(targets.registry_lock(args, configuration, client.url, runtime, command="recover"))
+                locks.enter_context(
+                    targets.registry_lock(args, configuration, client.url, runtime, command="recover", backend=backend)
+                )
                 audit = targets.open_audit(configuration, client.url)
-                stack.callback(audit.close)
+                locks.callback(audit.close)
             recovery = Recoverer(
                 client,
                 backend,
@@ -175,6 +190,7 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Recov
                 progress=runtime.progress(args),
                 stop=runtime.stop,
                 echo=echo,
+                replicas=replicas,
             ).run()
         restarted = any(r.gc is not None and r.gc.restarted for r in recovery.rounds)
         if any(r.execution for r in recovery.rounds) and not restarted:

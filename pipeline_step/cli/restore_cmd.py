@@ -71,9 +71,14 @@ def register(commands: Subcommands[Parser]) -> None:
 
 
 def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[RestoreReport]) -> int:
-    if getattr(args, "storage_root", None) is not None:
+    direct_flag = next(
+        (flag for flag, dest in (("--storage-root", "storage_root"), ("--registry-config", "registry_config"))
+         if getattr(args, dest, None) is not None),
+        None,
+    )  # fmt: skip
+    if direct_flag is not None:
         raise UsageError(
-            "restore puts manifests back through the registry API; --storage-root is not supported",
+            f"restore puts manifests back through the registry API; {direct_flag} is not supported",
             hint="pass --registry URL, or leave it out to use the registry named in the audit log",
         )
     deletions = list(read_audit(args.audit_file))

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline_step.backends import Backend, open_backend
+from pipeline_step.backends import Backend, open_backend, s3_backend
+from pipeline_step.backends.registry_config import S3Location, load_registry_storage
 from pipeline_step.cli.credentials import resolve_credentials
 from pipeline_step.cli.runtime import Runtime
-from pipeline_step.errors import RegistryError
+from pipeline_step.errors import RegistryError, UsageError
 from pipeline_step.execution.audit import AuditLog, default_audit_dir
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.client import RegistryClient
@@ -43,6 +44,23 @@ def connect(
     )
 
 
+def replica_clients(args: argparse.Namespace, client: RegistryClient) -> list[RegistryClient]:
+    """Clients for ``--replica-url``: the same credentials, TLS and timeout as ``client``."""
+    session = client.session
+    return [
+        open_client(
+            url,
+            credentials=session.credentials,
+            tls=session.tls,
+            timeout=session.timeout,
+            transport=getattr(args, "transport", None),
+            on_secret=register_secret,
+        )
+        for url in dict.fromkeys(getattr(args, "replica_url", None) or ())
+        if url.rstrip("/") != client.url
+    ]
+
+
 @dataclass
 class Target:
     """The registry through its API, or its storage in direct mode (then ``client`` may be None)."""
@@ -59,8 +77,41 @@ class Target:
         return self.backend.direct
 
     def requests(self) -> int:
-        """Requests sent to the registry: none in direct mode."""
+        """Requests sent to the registry (none in direct mode), or to S3 by the S3 backend."""
+        s3 = s3_backend(self.backend)
+        if s3 is not None:
+            return s3.requests
         return self.client.stats.requests if self.client is not None else 0
+
+
+@dataclass(frozen=True)
+class DirectStorage:
+    """Where direct mode reads: ``--storage-root``, or what ``--registry-config`` names."""
+
+    root: Path | None = None
+    s3: S3Location | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.root is not None or self.s3 is not None
+
+
+def direct_storage(args: argparse.Namespace) -> DirectStorage:
+    """``--storage-root`` or ``--registry-config`` (the registry's own file, with REGISTRY_STORAGE_*)."""
+    root: Path | None = getattr(args, "storage_root", None)
+    config: Path | None = getattr(args, "registry_config", None)
+    if config is None:
+        return DirectStorage(root=root)
+    if root is not None:
+        raise UsageError(
+            "--storage-root and --registry-config both given",
+            hint="give one: --registry-config reads the storage root (or bucket) from the registry's config",
+        )
+    storage = load_registry_storage(config)
+    if storage.s3 is not None:
+        for secret in storage.s3.secrets:  # the keys enter here: never printed from now on
+            register_secret(secret)
+    return DirectStorage(root=storage.filesystem_root, s3=storage.s3)
 
 
 @contextlib.contextmanager
@@ -70,18 +121,22 @@ def open_target(args: argparse.Namespace, configuration: Configuration, runtime:
     In direct mode the lock and the audit log are keyed by ``--registry`` when
     given, so direct and API runs against one registry still exclude each other.
     """
-    storage_root: Path | None = getattr(args, "storage_root", None)
+    direct = direct_storage(args)
     concurrency = configuration.settings.concurrency
-    if storage_root is not None:
+    if direct.given:
         url = configuration.settings.registry.url if configuration.settings.registry is not None else None
         with contextlib.ExitStack() as stack:
             listed = None
             if url is not None and not getattr(args, "no_cross_check", False):
                 listed = _tag_lister(args, configuration, stack)
             backend = open_backend(
-                storage_root=storage_root, label=url, concurrency=concurrency, stop=runtime.stop, listed=listed
-            )
-            yield Target(backend, None)
+                storage_root=direct.root, s3=direct.s3, label=url, concurrency=concurrency, stop=runtime.stop,
+                listed=listed,
+            )  # fmt: skip
+            try:
+                yield Target(backend, None)
+            finally:
+                backend.close()
         return
     with connect(args, configuration) as client:
         client.ping()
@@ -109,9 +164,19 @@ def _tag_lister(
 
 @contextlib.contextmanager
 def registry_lock(
-    args: argparse.Namespace, configuration: Configuration, registry_url: str, runtime: Runtime, *, command: str
+    args: argparse.Namespace,
+    configuration: Configuration,
+    registry_url: str,
+    runtime: Runtime,
+    *,
+    command: str,
+    backend: Backend | None = None,
 ) -> Iterator[RegistryLock]:
-    """Hold the registry's lock for the body; tell the operator when we queue."""
+    """Hold the registry's lock for the body; tell the operator when we queue.
+
+    With the S3 backend, also the bucket's lease: the flock serializes this agent's runs, the lease
+    those of every host.
+    """
 
     def waiting(holder: str) -> None:
         print(f"registry-prune: waiting for the lock on {registry_url}: held by {holder}", file=sys.stderr)
@@ -125,7 +190,21 @@ def registry_lock(
         command=command,
         on_wait=waiting,
     )
-    with lock:
+    with lock, contextlib.ExitStack() as stack:
+        s3 = s3_backend(backend)
+        if s3 is not None:
+            from pipeline_step.backends.s3.lease import S3Lease  # noqa: PLC0415 - boto3 loads only for S3
+
+            stack.enter_context(
+                S3Lease(
+                    s3.bucket,
+                    wait=lock.wait,
+                    timeout=lock.timeout,
+                    stop=runtime.stop,
+                    command=command,
+                    on_wait=waiting,
+                )
+            )
         yield lock
 
 

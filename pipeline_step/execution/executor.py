@@ -12,6 +12,10 @@ was re-pushed since planning makes the step a skip. Indexes go before images,
 images before orphaned children. Fatal errors (deletes disabled, auth, TLS,
 connection) stop the run at once; other failures are recorded, and five in a
 row stop it too. A stop request (SIGINT/SIGTERM) lets in-flight DELETEs finish.
+
+A :class:`BatchDeleter` (the S3 backend) gets the same order a hundred steps
+at a time: re-resolve all their tags at once, write their undo records, then
+delete them together.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import groupby
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 from pipeline_step.errors import (
     AuditWriteError,
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 
 FATAL_ERRORS = (DeleteDisabledError, AuthenticationError, TLSVerificationError, RegistryUnreachableError)
 MAX_CONSECUTIVE_FAILURES = 5
+BATCH_STEPS = 100  # steps a BatchDeleter gets at once: few requests, and a short window after the re-check
 
 
 class Status(str, Enum):
@@ -106,6 +111,24 @@ class Deleter(Protocol):
     def reinstate(self, repository: str, digest: str, manifest: bytes, media_type: str) -> bool:
         """Put back a manifest whose deletion was cut short (its tags still listed), so it can be
         planned again; False where the backend repairs such tags itself (direct mode)."""
+        ...
+
+
+@runtime_checkable
+class BatchDeleter(Deleter, Protocol):
+    """A backend that does many steps in a few requests (S3: one listing re-checks every tag, and
+    DeleteObjects takes 1,000 keys), where one request per step would cost more than the deletion."""
+
+    def resolve_tags(self, repository: str, tags: Sequence[str]) -> dict[str, str | None]:
+        """What ``resolve_tag`` answers for each tag, read fresh."""
+        ...
+
+    def manifests(self, repository: str, digests: Sequence[str]) -> dict[str, bytes | RegistryError]:
+        """Each manifest's verified bytes for the undo log, or why it cannot be read."""
+        ...
+
+    def delete_many(self, steps: Sequence[DeleteStep]) -> list[DeleteResult | RegistryError]:
+        """Delete one repository's steps; each step's result or error, in order."""
         ...
 
 
@@ -187,7 +210,13 @@ class Executor:
                 steps = self._untag_first(plan, inventory, steps)
             for _, phase_steps in groupby(steps, key=lambda s: s.phase):
                 batch = list(phase_steps)
-                run_bounded(batch, self._execute, workers=self.concurrency, stop=self._halted)
+                if isinstance(self.deleter, BatchDeleter):
+                    for start in range(0, len(batch), BATCH_STEPS):
+                        if self._halted():
+                            break
+                        self._execute_many(self.deleter, batch[start : start + BATCH_STEPS])
+                else:
+                    run_bounded(batch, self._execute, workers=self.concurrency, stop=self._halted)
                 self._mark_not_attempted([s for s in batch if (s.repository, s.digest) not in self._recorded])
             self._repair(plan)
         self._result.interrupted = self.stop.is_set()
@@ -218,8 +247,7 @@ class Executor:
         withdrawn: dict[str, str] = {}
         lock = threading.Lock()
 
-        def check(tag: str) -> None:
-            current = self._current(plan.repository, tag, schema1=tag in inventory.schema1)
+        def check(tag: str, current: str | None) -> None:
             if current is None:
                 return
             hits: list[tuple[str, str]] = []
@@ -236,7 +264,15 @@ class Executor:
                         withdrawn.setdefault(digest, reason)
 
         others = [tag for tag in self.deleter.list_tags(plan.repository) if tag not in own_tags]
-        run_bounded(others, check, workers=self.concurrency, stop=self.stop.is_set)
+        if isinstance(self.deleter, BatchDeleter):
+            for tag, current in self.deleter.resolve_tags(plan.repository, others).items():
+                check(tag, current)
+        else:
+            schema1 = inventory.schema1
+            run_bounded(
+                others, lambda tag: check(tag, self._current(plan.repository, tag, schema1=tag in schema1)),
+                workers=self.concurrency, stop=self.stop.is_set,
+            )  # fmt: skip
         for digest, reason in sorted(withdrawn.items()):
             log.warning("%s@%s: not deleting: %s", plan.repository, short(digest), reason)
         return withdrawn
@@ -334,6 +370,9 @@ class Executor:
             if note is not None:
                 self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS), note=note)
             return
+        self._succeeded(step, result)
+
+    def _succeeded(self, step: DeleteStep, result: DeleteResult) -> None:
         status = Status.DELETED if result is DeleteResult.DELETED else Status.ALREADY_GONE
         with self._lock:
             self._consecutive_failures = 0
@@ -378,6 +417,57 @@ class Executor:
             self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS))
             return False
         return True
+
+    def _execute_many(self, deleter: BatchDeleter, steps: list[DeleteStep]) -> None:
+        """``_execute`` for many steps of one repository: re-resolve, undo records, delete."""
+        repository = steps[0].repository
+        try:
+            current = deleter.resolve_tags(repository, sorted({tag for step in steps for tag in step.tags}))
+        except RegistryError as exc:
+            for step in steps:
+                self._fail(step, exc, fatal=isinstance(exc, FATAL_ERRORS))
+            return
+        ready: list[DeleteStep] = []
+        for step in steps:
+            moved = next((tag for tag in step.tags if current.get(tag) not in (None, step.digest)), None)
+            if moved is not None:
+                now = short(current[moved] or "")
+                detail = f"tag {moved} was re-pushed after planning (now {now}); not deleted"
+                self._record(StepOutcome(step, Status.SKIPPED, detail))
+            else:
+                ready.append(step)
+        if self.audit is not None and ready:
+            manifests = deleter.manifests(repository, [step.digest for step in ready])
+            recorded: list[DeleteStep] = []
+            for number, step in enumerate(ready):
+                body = manifests.get(step.digest)
+                if not isinstance(body, bytes):
+                    error = body or RegistryError(f"manifest {step.digest} could not be read")
+                    self._fail(step, error, fatal=isinstance(error, FATAL_ERRORS))
+                    continue
+                try:
+                    self.audit.record_intent(step, body)
+                except AuditWriteError as exc:
+                    # No undo record, no deletion: none of these steps is deleted, and nothing after them.
+                    for left in [*recorded, *ready[number:]]:
+                        self._record(StepOutcome(left, Status.NOT_ATTEMPTED, f"not deleted: {exc.message}"))
+                    self._halt(exc)
+                    return
+                recorded.append(step)
+            ready = recorded
+        if not ready or self._halted():
+            return  # a stop before the deletions: the caller marks these not attempted
+        try:
+            results = deleter.delete_many(ready)
+        except RegistryError as exc:
+            results = [exc] * len(ready)
+        for step, result in zip(ready, results, strict=True):
+            if isinstance(result, RegistryError):
+                note = self._check_after_error(step, result)
+                if note is not None:
+                    self._fail(step, result, fatal=isinstance(result, FATAL_ERRORS), note=note)
+                continue
+            self._succeeded(step, result)
 
     def _check_after_error(self, step: DeleteStep, exc: PruneError) -> str | None:
         """After a DELETE that errored: None if the manifest is gone anyway (recorded as done),

@@ -34,6 +34,7 @@ class VerifyResult:
     ok: bool
     checked_blobs: int = 0
     problems: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # blob digests whose data could not be read
 
 
 @dataclass
@@ -94,8 +95,46 @@ def verify_image(client: RegistryClient, image: ImageRef) -> VerifyResult:
             try:
                 if not client.blob_readable(image.repository, blob.digest):
                     result.problems.append(f"blob {blob.digest} cannot be read")
+                    result.unreadable.append(blob.digest)
             except (NotFoundError, RegistryError) as exc:
                 result.problems.append(f"blob {blob.digest}: {exc}")
     result.checked_blobs = len(seen)
     result.ok = not result.problems
     return result
+
+
+def verify_replicas(clients: list[RegistryClient], image: ImageRef) -> VerifyResult:
+    """``verify_image`` through every replica's URL (the first is the registry itself).
+
+    A replica that was not restarted after GC keeps a blob cache that answers
+    HEAD 200 for blobs whose data is gone: a push through it skips those
+    layers. Reading the data through each replica catches it, and a HEAD on
+    each unreadable blob tells a stale cache (HEAD says present) from a
+    missing blob.
+    """
+    if len(clients) == 1:
+        return verify_image(clients[0], image)
+    combined = VerifyResult(ok=True)
+    for client in clients:
+        result = verify_image(client, image)
+        combined.checked_blobs += result.checked_blobs
+        if result.ok:
+            continue
+        stale = []
+        for digest in result.unreadable:
+            try:
+                if client.blob_exists(image.repository, digest):
+                    stale.append(digest)
+            except RegistryError:
+                pass
+        if stale:
+            more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""
+            combined.problems.append(
+                f"replica {client.url} is stale: it answers HEAD 200 for blob {stale[0]}{more} whose data is gone "
+                "(its blob cache outlived garbage collection): restart it, and give its restart command to "
+                "--restart-cmd"
+            )
+        combined.problems.extend(f"{client.url}: {problem}" for problem in result.problems)
+        combined.unreadable.extend(d for d in result.unreadable if d not in combined.unreadable)
+    combined.ok = not combined.problems
+    return combined

@@ -29,7 +29,7 @@ from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executo
 from pipeline_step.integrations.classify import Category, Classification
 from pipeline_step.integrations.disk import DiskProbe, DiskUsage, is_low
 from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc, run_restart, wait_until
-from pipeline_step.integrations.push import PushResult, run_push, verify_image
+from pipeline_step.integrations.push import PushResult, run_push, verify_replicas
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.planning.build import Plan, build_plan
 from pipeline_step.planning.inventory import RepositoryInventory
@@ -42,6 +42,11 @@ from pipeline_step.support.progress import ProgressFactory, null_progress
 from pipeline_step.support.units import FreeSpaceThreshold, format_bytes, plural
 
 CANNOT_HELP = frozenset({Category.AGENT_DISK_FULL, Category.AUTH, Category.NETWORK})
+# On object storage "disk full" does not exist; what still triggers a recovery is the failed log.
+OBJECT_STORAGE_NOTE = (
+    "the registry stores on S3: there is no disk to fill, so the disk probe does not apply; "
+    "the failed log's registry 500 (or --force) triggers a recovery"
+)
 
 
 @dataclass(frozen=True)
@@ -225,8 +230,10 @@ class Recoverer:
         progress: ProgressFactory = null_progress,
         stop: threading.Event | None = None,
         echo: Callable[[str], None] = lambda line: None,
+        replicas: list[RegistryClient] | None = None,
     ) -> None:
         self.client = client
+        self.replicas = list(replicas or ())  # other replicas on the same storage
         self.backend = backend
         self.configuration = configuration
         self.settings = settings
@@ -241,6 +248,8 @@ class Recoverer:
     def run(self) -> Recovery:
         """Gather the facts; never raises a PruneError: it becomes ``recovery.error``."""
         recovery = Recovery(self.client.url, self.settings.dry_run, classification=self.settings.classification)
+        if self.backend.name == "s3":
+            recovery.notes.append(OBJECT_STORAGE_NOTE)
         try:
             if self.probe is not None:
                 recovery.disk_before = self.probe.measure()
@@ -410,7 +419,8 @@ class Recoverer:
         return result
 
     def _wait_healthy(self) -> None:
-        wait_until(self.client.ping, timeout=self.settings.health_timeout)
+        for client in [self.client, *self.replicas]:  # every replica, each within the timeout
+            wait_until(client.ping, timeout=self.settings.health_timeout)
 
     def _push(self, recovery: Recovery) -> None:
         settings = self.settings
@@ -420,7 +430,8 @@ class Recoverer:
         )
         if not recovery.push.succeeded or settings.image is None:
             return
-        verify = verify_image(self.client, settings.image)
+        clients = [self.client, *self.replicas]
+        verify = verify_replicas(clients, settings.image)
         if not verify.ok and settings.gc is not None and settings.gc.restarts():
             # A stale blob cache let the client skip a layer: restart drops the cache, then push again.
             self.echo(
@@ -431,7 +442,7 @@ class Recoverer:
             again = run_push(settings.push_command, attempts=1, echo=self.echo)
             recovery.push.attempts.extend(again.attempts)
             recovery.push.succeeded = again.succeeded
-            verify = verify_image(self.client, settings.image) if again.succeeded else verify
+            verify = verify_replicas(clients, settings.image) if again.succeeded else verify
         recovery.push.verify = verify
         state = "is whole" if verify.ok else "is BROKEN: " + "; ".join(verify.problems[:3])
         self.echo(f"verify: {settings.image} {state} ({verify.checked_blobs} blobs read back)")

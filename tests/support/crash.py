@@ -7,7 +7,8 @@ For every kill point, on a fresh copy of one seeded storage:
 3. every manifest that is gone has its undo record, and the audit log reads
    in full (a torn last line is skipped, never an error);
 4. for every ``restore_every``-th point, ``restore`` brings back every tag;
-5. the lock is free again: a rerun with ``--no-wait`` is not refused;
+5. the lock is free again: a rerun with ``--no-wait`` is not refused (S3: the killed run's lease
+   is taken over once it expires);
 6. that rerun converges to exactly the planned end state.
 
 tests/test_crash.py runs 50 points per backend; benchmarks/crash_matrix.py runs more.
@@ -24,15 +25,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline_step.backends.filesystem.layout import StorageLayout
+from pipeline_step.backends.registry_config import load_registry_storage
+from pipeline_step.backends.s3.bucket import Bucket
+from pipeline_step.backends.s3.layout import S3Layout
 from pipeline_step.execution.audit import read_audit
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.fault_seed import SeededStorage, write_app
 from tests.support.images import list_tags, resolve
 from tests.support.registry import RegistryServer
 from tests.support.registry_state import RegistryState
+from tests.support.s3 import S3Server
 
-KINDS = {"api": ("request-before", "request-after", "intent"), "filesystem": ("fileop", "intent")}
+KINDS = {
+    "api": ("request-before", "request-after", "intent"),
+    "filesystem": ("fileop", "intent"),
+    "s3": ("batch-before", "batch-after", "intent"),  # around each DeleteObjects: mid-batch kills
+}
 POINTS = 50  # per backend in CI; benchmarks/crash_matrix.py draws more
+S3_POINTS = 20  # each S3 point seeds a bucket over HTTP: fewer in CI
 SEED = 20261201
 
 
@@ -57,7 +67,7 @@ def draw(counts: dict[str, int], kinds: tuple[str, ...], n: int, seed: int) -> l
 
 @dataclass
 class CrashMatrix:
-    backend: str  # api | filesystem
+    backend: str  # api | filesystem | s3
     workdir: Path
     line: str = "2.8"  # the registry line (tests.support.registry.LINES)
     count: int = 20
@@ -71,26 +81,59 @@ class CrashMatrix:
     def __post_init__(self) -> None:
         self.template = self.workdir / "template"
         self.seed = write_app(self.template, count=self.count, keep=self.keep)
+        self.s3: S3Server | None = S3Server(self.workdir / "s3").start() if self.backend == "s3" else None
+
+    def close(self) -> None:
+        if self.s3 is not None:
+            self.s3.stop()
+
+    def bucket(self, name: str) -> str:
+        return f"crash-{name}"
+
+    def config(self, name: str) -> Path:
+        return self.workdir / name / "registry-config.yml"
 
     # -- set-up ------------------------------------------------------------------
 
     def fresh(self, name: str) -> tuple[Path, RegistryServer]:
         storage = self.workdir / name / "storage"
+        if self.s3 is not None:
+            bucket = self.s3.create_bucket(self.bucket(name))
+            self.s3.upload_tree(self.template, bucket)
+            self.s3.write_registry_config(self.config(name), bucket)
+            server = RegistryServer(
+                workdir=self.workdir / name, storage=storage, s3=self.s3.registry_parameters(bucket)
+            )
+            return storage, server
         shutil.copytree(self.template, storage, symlinks=True)
         server = RegistryServer(workdir=self.workdir / name, storage=storage, line=self.line)
         return storage, server
 
     def args(self, storage: Path, server: RegistryServer, name: str) -> list[str]:
-        target = ["--registry", server.url] if self.backend == "api" else ["--storage-root", str(storage)]
+        target = {
+            "api": ["--registry", server.url],
+            "filesystem": ["--storage-root", str(storage)],
+            "s3": ["--registry-config", str(self.config(name))],
+        }[self.backend]
         return [*target, *self.seed.policy, "--audit-dir", str(self.workdir / name / "audit")]
 
     def env(self, name: str) -> dict[str, str]:
-        return cli_env({"REGISTRY_PRUNE_LOCK_DIR": str(self.workdir / name / "locks")})
+        # A killed run's S3 lease stays until it expires (no kernel releases it): keep that short here.
+        return cli_env({"REGISTRY_PRUNE_LOCK_DIR": str(self.workdir / name / "locks"), "REGISTRY_PRUNE_LEASE_TTL": "2"})
 
     def tags(self, storage: Path, server: RegistryServer) -> dict[str, str | None]:
         """Every listed tag and what it resolves to (None: listed, but resolves to nothing)."""
         if self.backend == "api":
             return {tag: resolve(server.url, self.seed.repo, tag) for tag in list_tags(server.url, self.seed.repo)}
+        if self.backend == "s3":
+            location = load_registry_storage(self.config(storage.parent.name)).s3
+            assert location is not None
+            bucket = Bucket(location)
+            try:
+                reader = S3Layout(bucket, location)
+                return {tag: reader.read_tag_link(self.seed.repo, tag) for tag in reader.tags(self.seed.repo)}
+            finally:
+                bucket.close()
         layout = StorageLayout.open(storage)
         return {tag: layout.tag_digest(self.seed.repo, tag) for tag in layout.tags(self.seed.repo)}
 
@@ -141,7 +184,7 @@ class CrashMatrix:
             for tag, digest in self.kept.items():
                 assert after.get(tag) == digest, f"{where}: kept tag {tag} lost or moved ({after.get(tag)})"
             ghosts = {tag for tag, digest in after.items() if digest is None}
-            if self.backend == "filesystem":
+            if self.backend in ("filesystem", "s3"):
                 # Our own removals are ordered so that no kill leaves a listed tag without its link.
                 assert not ghosts, f"{where}: listed tags resolve to nothing: {sorted(ghosts)}"
             else:
@@ -157,7 +200,9 @@ class CrashMatrix:
             if gone and number % self.restore_every == 0:
                 self.restore(logs, server, before, where)
             # The lock is free again, and a rerun converges to exactly the planned state.
-            rerun = run_cli("prune", "--no-wait", *self.args(storage, server, name), env=self.env(name))
+            # The flock is free at once; a killed holder's S3 lease once expired (then it is taken over).
+            wait = ["--lock-timeout", "30"] if self.backend == "s3" else ["--no-wait"]
+            rerun = run_cli("prune", *wait, *self.args(storage, server, name), env=self.env(name))
             assert rerun.code == 0, f"{where}: the rerun failed: {rerun.output}"
             final = self.tags(storage, server)
             assert final == self.kept, f"{where}: the rerun did not converge: {sorted(set(final) ^ set(self.kept))}"
@@ -172,7 +217,7 @@ class CrashMatrix:
             shutil.rmtree(self.workdir / name, ignore_errors=True)
 
     def restore(self, logs: list[Path], server: RegistryServer, before: dict[str, str | None], where: str) -> None:
-        if self.backend == "filesystem":
+        if self.backend != "api":
             server.start()
         for log in logs:
             restored = run_cli("restore", "--from", str(log), "--registry", server.url)

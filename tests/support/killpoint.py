@@ -8,6 +8,8 @@ Kinds:
   request-after:K   just after the k-th HTTP answer arrived (its effect happened, nobody knows)
   fileop:K          just before the k-th change to the storage tree (rename, unlink, rmtree)
   intent:K          just after the k-th undo record reached the disk, before its DELETE
+  batch-before:K    just before the k-th DeleteObjects batch of the S3 backend is sent
+  batch-after:K     just after the k-th DeleteObjects batch was answered (more rounds may follow)
 ``count:FILE`` kills nothing and writes how many events of each kind the run had, as JSON.
 
 Everything is patched in this process only, before the CLI is imported.
@@ -24,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-COUNTS: dict[str, int] = {"request": 0, "fileop": 0, "intent": 0}
+COUNTS: dict[str, int] = {"request": 0, "fileop": 0, "intent": 0, "batch": 0}
 _lock = threading.Lock()
 
 
@@ -83,6 +85,21 @@ def install(spec: str) -> Callable[[], None]:
         intent_hook()
 
     audit.AuditLog.record_intent = patched_intent  # type: ignore[method-assign]
+
+    from pipeline_step.backends.s3 import bucket  # noqa: PLC0415
+
+    delete_batch = bucket.Bucket.delete_batch
+    batch_hook = _counter("batch", at if kind.startswith("batch") else None)
+
+    def patched_batch(self: Any, keys: list[str]) -> dict[str, str]:
+        if kind == "batch-before":
+            batch_hook()
+        failed = delete_batch(self, keys)
+        if kind != "batch-before":
+            batch_hook()
+        return failed
+
+    bucket.Bucket.delete_batch = patched_batch  # type: ignore[method-assign]
 
     def finish() -> None:
         if kind == "count":

@@ -42,7 +42,7 @@ HOP_BY_HOP = {
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | reset | slow | truncate | garbage | corrupt | replace | rewrite
+    kind: str  # status | reset | slow | truncate | garbage | corrupt | replace | answer | rewrite
     status: int = 500
     retry_after: str | None = None
     delay: float = 0.0
@@ -50,6 +50,8 @@ class Fault:
     body: bytes = b""  # the answer of a "replace" fault, or of a "status" fault instead of the default
     echo: bool = False  # a "status" fault quotes the request's headers, like some proxies' error pages
     rewrite: Callable[[bytes], bytes] | None = None  # a "rewrite" fault: the upstream answer's body -> the one sent
+    # An "answer" fault: (path, request body) -> (status, XML body), sent instead of forwarding.
+    answer: Callable[[str, bytes], tuple[int, bytes]] | None = None
 
     @property
     def label(self) -> str:
@@ -154,6 +156,7 @@ class RecordingProxy:
     upstream: str
     schedule: Schedule | None = None
     port: int = 0  # 0: any free port; a rerun passes its predecessor's, so both runs name one registry
+    preserve_host: bool = False  # forward the client's Host header: SigV4 (S3) signs it
     requests: list[Recorded] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -249,9 +252,20 @@ class RecordingProxy:
         if fault is not None and not fault.forward and fault.kind in ("status", "reset"):
             self._fault_without_upstream(handler, method, path, fault)
             return
+        if fault is not None and fault.kind == "answer" and fault.answer is not None:
+            status, payload = fault.answer(path, body)
+            self._record(method, path, status, fault.kind)
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/xml")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
         if fault is not None and fault.kind == "slow" and not fault.forward:
             time.sleep(fault.delay)  # an injected fault: the delay *is* the behaviour under test
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+        if self.preserve_host and handler.headers.get("Host"):
+            headers["Host"] = handler.headers["Host"]
         status, upstream_headers, payload = client.request(method, path, headers, body)
         if fault is not None and fault.kind == "slow" and fault.forward:
             time.sleep(fault.delay)  # the registry has done the work; only the answer is late

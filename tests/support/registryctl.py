@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.support.registry import registry_binary
+from tests.support.registry import registry_binary, registry_env
 
 
 def _url(config: Path) -> str:
@@ -59,6 +59,7 @@ def start(config: Path, pidfile: Path, log: Path, timeout: float = 15.0, *, line
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=registry_env(),
         )
     pidfile.write_text(str(process.pid))
     url = _url(config)

@@ -1,13 +1,5 @@
-"""Distribution's filesystem storage layout, as registry/storage/paths.go (2.8) defines it.
-
-    <root>/docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data
-    <root>/docker/registry/v2/repositories/<name>/_layers/<alg>/<hex>/link
-    <root>/docker/registry/v2/repositories/<name>/_manifests/revisions/<alg>/<hex>/link
-    <root>/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
-    <root>/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
-
-Every name that becomes part of a path is validated first (repository names,
-tags, digests), so nothing read from the tree can point outside it.
+"""Distribution's filesystem storage layout: ``<root>/docker/registry/v2/`` + the paths of
+:mod:`pipeline_step.backends.paths` (shared with the S3 backend), and the reads of the tree.
 """
 
 from __future__ import annotations
@@ -18,17 +10,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline_step.backends.paths import (
+    GHOST_MIN_AGE,
+    V2_PARTS,
+    blob_data,
+    layer_link,
+    parse_link,
+    repository_path,
+    revision_link,
+    tag_path,
+)
+from pipeline_step.backends.paths import MANIFEST_LIMIT as _MANIFEST_LIMIT
 from pipeline_step.errors import DigestMismatchError, NotFoundError, RegistryProtocolError, UsageError
 from pipeline_step.registry.digest import is_digest
 from pipeline_step.registry.digest import matches as digest_matches
-from pipeline_step.registry.reference import is_valid_tag, validate_repository
 
-V2_PARTS = ("docker", "registry", "v2")
-_MANIFEST_LIMIT = 4 * 1024 * 1024  # distribution refuses larger manifests
+__all__ = ["GHOST_MIN_AGE", "PERMISSION_HINT", "TRASH", "V2_PARTS", "StorageLayout", "StorageLayoutError"]
+
 _CHUNK = 64 * 1024  # os.read allocates its whole size up front
 TRASH = ".registry-prune-removed"
-# A tag directory without a link younger than this may be a push writing it right now: leave it.
-GHOST_MIN_AGE = 60.0
 PERMISSION_HINT = (
     "run registry-prune as the user that owns the registry's storage: on the registry host "
     "(sudo -u ...), or inside its container (docker exec <registry> registry-prune ...)"
@@ -95,7 +95,7 @@ class StorageLayout:
     def repository_dir(self, repository: str) -> str:
         found = self._repository_dirs.get(repository)
         if found is None:
-            found = f"{self.v2}/repositories/{validate_repository(repository)}"
+            found = f"{self.v2}/{repository_path(repository)}"
             self._repository_dirs[repository] = found
         return found
 
@@ -103,9 +103,7 @@ class StorageLayout:
         return f"{self.repository_dir(repository)}/_manifests/tags"
 
     def tag_dir(self, repository: str, tag: str) -> str:
-        if not is_valid_tag(tag):
-            raise RegistryProtocolError(f"invalid tag directory {tag!r} in {repository}")
-        return f"{self.repository_dir(repository)}/_manifests/tags/{tag}"
+        return f"{self.v2}/{tag_path(repository, tag)}"
 
     def trash_dir(self, repository: str) -> str:
         """Where tag directories go on their way out: inside ``_manifests`` (which neither the catalog
@@ -113,16 +111,13 @@ class StorageLayout:
         return f"{self.repository_dir(repository)}/_manifests/{TRASH}"
 
     def revision_link(self, repository: str, digest: str) -> str:
-        algorithm, hexpart = _split(digest)
-        return f"{self.repository_dir(repository)}/_manifests/revisions/{algorithm}/{hexpart}/link"
+        return f"{self.v2}/{revision_link(repository, digest)}"
 
     def layer_link(self, repository: str, digest: str) -> str:
-        algorithm, hexpart = _split(digest)
-        return f"{self.repository_dir(repository)}/_layers/{algorithm}/{hexpart}/link"
+        return f"{self.v2}/{layer_link(repository, digest)}"
 
     def blob_data(self, digest: str) -> str:
-        algorithm, hexpart = _split(digest)
-        return f"{self.v2}/blobs/{algorithm}/{hexpart[:2]}/{hexpart}/data"
+        return f"{self.v2}/{blob_data(digest)}"
 
     # -- reads ---------------------------------------------------------------
 
@@ -221,10 +216,8 @@ class StorageLayout:
             return None
         except PermissionError as exc:
             raise _permission_error(path, exc) from None
-        text = content.decode("ascii", errors="replace")
-        if not is_digest(text):
-            raise RegistryProtocolError(f"{path} does not hold a digest (got {text[:80]!r})")
-        return sys.intern(text)  # one string per digest however many tags and sets refer to it
+        # One string per digest however many tags and sets refer to it.
+        return sys.intern(parse_link(content, path))
 
 
 def _read_file(path: str, limit: int) -> bytes:
@@ -247,10 +240,3 @@ def _read_file(path: str, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def _split(digest: str) -> tuple[str, str]:
-    if not is_digest(digest):
-        raise UsageError(f"{digest!r} is not a digest")
-    algorithm, _, hexpart = digest.partition(":")
-    return algorithm, hexpart

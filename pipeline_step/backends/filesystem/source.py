@@ -15,7 +15,8 @@ import threading
 from datetime import datetime
 from typing import Callable
 
-from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, StorageLayout
+from pipeline_step.backends.paths import CONFIG_LIMIT, GHOST_MIN_AGE
+from pipeline_step.backends.reader import StorageReader
 from pipeline_step.errors import RegistryError, RegistryProtocolError, RepositoryNotFoundError, Schema1ManifestError
 from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of, refuse_unsound_trees
 from pipeline_step.registry import mediatypes
@@ -26,7 +27,7 @@ from pipeline_step.support.progress import Progress, ProgressFactory, null_progr
 log = logging.getLogger(__name__)
 
 
-def read_manifest(layout: StorageLayout, digest: str) -> tuple[Manifest, bytes]:
+def read_manifest(layout: StorageReader, digest: str) -> tuple[Manifest, bytes]:
     body = layout.read_blob(digest)
     # Schema1 has no mediaType field; the API would answer it as schema1, which the
     # client refuses, so refuse it here too (the repository is then left alone).
@@ -35,24 +36,24 @@ def read_manifest(layout: StorageLayout, digest: str) -> tuple[Manifest, bytes]:
 
 
 class StorageInventorySource:
-    """Reads repositories from the storage tree. ``listed`` (the registry's own tag list, when its URL
-    is known) is compared with the tree: a tag the registry hides is one its DELETE would still remove."""
+    """Reads repositories from the storage. ``listed`` (the registry's own tag list, when its URL
+    is known) is compared with the storage: a tag the registry hides is one its DELETE would still remove."""
 
     def __init__(
         self,
-        layout: StorageLayout,
+        layout: StorageReader,
         *,
         concurrency: int,
         stop: threading.Event | None = None,
         listed: Callable[[str], list[str]] | None = None,
     ) -> None:
-        self.layout = layout
+        self.reader = layout
         self.concurrency = concurrency
         self.stop = stop or threading.Event()
         self.listed = listed
 
     def catalog(self) -> list[str]:
-        return self.layout.repositories()
+        return self.reader.repositories()
 
     def collect(
         self,
@@ -61,7 +62,7 @@ class StorageInventorySource:
         needs_created: Callable[[str], bool] = lambda tag: False,
         progress: ProgressFactory = null_progress,
     ) -> RepositoryInventory:
-        layout = self.layout
+        layout = self.reader
         inventory = RepositoryInventory(repository)
         shown = self._listed(inventory)  # first: a tag pushed in between then looks hidden, which is safe
         revisions = layout.revisions(repository)
@@ -117,7 +118,7 @@ class StorageInventorySource:
             if self.stop.is_set():
                 break
             try:
-                digest = self.layout.tag_digest(inventory.name, tag)
+                digest = self.reader.tag_digest(inventory.name, tag)
             except RegistryError as exc:
                 inventory.unresolved[tag] = str(exc)
             else:
@@ -133,7 +134,7 @@ class StorageInventorySource:
 
     def _vanished_or_ghost(self, inventory: RepositoryInventory, tag: str) -> None:
         """A tag that resolves to nothing is a ghost to repair, unless a push may be writing it right now."""
-        age = self.layout.tag_age(inventory.name, tag)
+        age = self.reader.tag_age(inventory.name, tag)
         if age is not None and age >= GHOST_MIN_AGE:
             inventory.ghosts.add(tag)
         else:
@@ -146,7 +147,7 @@ class StorageInventorySource:
 
         def read(digest: str) -> None:
             try:
-                manifest, _ = read_manifest(self.layout, digest)
+                manifest, _ = read_manifest(self.reader, digest)
             except Schema1ManifestError:
                 with lock:
                     schema1.add(digest)
@@ -168,7 +169,7 @@ class StorageInventorySource:
         needed = {config for digest in digests for config in config_digests(digest, inventory.manifests)}
         for config_digest in sorted(needed):
             try:
-                configs[config_digest] = parse_created(self.layout.read_blob(config_digest, limit=16 * 1024 * 1024))
+                configs[config_digest] = parse_created(self.reader.read_blob(config_digest, limit=CONFIG_LIMIT))
             except RegistryError as exc:
                 log.warning("cannot read config %s in %s: %s", config_digest, inventory.name, exc)
                 configs[config_digest] = None
