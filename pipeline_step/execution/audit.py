@@ -205,3 +205,19 @@ def latest_intents(directory: Path, registry: str, *, files: int = 200) -> dict[
                 for tag in deletion.tags:
                     found[(deletion.repository, tag)] = deletion
     return found
+
+
+def newest_audit_log(directory: Path) -> Path:
+    """The newest undo log in ``directory``: names start with their UTC time, so the last name in
+    order is the newest (an archived copy keeps its name, not its mtime)."""
+    try:
+        logs = sorted(path for path in directory.glob("*.jsonl") if path.is_file())
+    except OSError as exc:
+        raise UsageError(f"cannot read the audit directory {directory}: {exc.strerror}") from None
+    if not directory.is_dir():
+        raise UsageError(f"--latest {directory}: no such directory", hint="pass the folder holding the undo logs")
+    if not logs:
+        raise UsageError(
+            f"--latest {directory}: no undo log (*.jsonl) in it", hint="a dry run writes none; pass --from FILE"
+        )
+    return logs[-1]

@@ -16,7 +16,10 @@ from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.support.units import format_bytes
 
-UNDO_CLOSED = "garbage collection closes the undo window: `restore` can no longer bring pruned tags back"
+UNDO_CLOSED = (
+    "garbage collection closes the undo window: `restore` now brings back only the pruned images whose "
+    "blobs another repository still shares, names every other one and exits 5"
+)
 
 
 @dataclass

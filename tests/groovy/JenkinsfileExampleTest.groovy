@@ -74,5 +74,5 @@ test('the example passes only parameters the steps accept, and the manual job ru
   h.run('registryPrune', pruneArgs)
   String command = h.shScripts().find { it.contains(' prune ') }.readLines()[1]
   assert command.endsWith(" prune --registry https://registry.example.com:5000 --repo 'team/*' " +
-    "--match '-(alpha|beta|rc)\\.' --keep 10 --older-than 14d --json registry-prune-report.json --dry-run")
+    "--match '-(alpha|beta|rc)\\.' --keep 10 --older-than 14d --audit-dir registry-prune-audit --json registry-prune-report.json --dry-run")
 }
