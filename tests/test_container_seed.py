@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,8 +96,6 @@ class Seed:
         return ("--stop-cmd", f"docker stop {self.name}", "--gc-cmd", gc, "--start-cmd", f"docker start {self.name}")
 
     def wait_ready(self, timeout: float = 60) -> None:
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -144,7 +143,10 @@ def seed(images: Images, tmp_path: Path) -> Iterator[Seed]:
                 seed.build_image(tag, LAYER, tmp_path / "build")
                 pushed = seed.push(tag)
                 if pushed.returncode != 0:
-                    seed.failed_tag, seed.failed_log = tag, f"+ docker push {seed.image(tag)}\n{pushed.stdout}{pushed.stderr}"
+                    seed.failed_tag, seed.failed_log = (
+                        tag,
+                        f"+ docker push {seed.image(tag)}\n{pushed.stdout}{pushed.stderr}",
+                    )
                     break
             assert seed.failed_tag, "the registry's disk never filled up"
             yield seed
@@ -230,9 +232,7 @@ def emit(config: dict[str, object], out_dir: Path) -> dict[str, str]:
     return {step: (out_dir / f"{step}.sh").read_text() for step in config if not step.startswith("_")}
 
 
-def test_the_tool_image_runs_plan_prune_and_recover_through_the_steps_docker_run(
-    seed: Seed, tmp_path: Path
-) -> None:
+def test_the_tool_image_runs_plan_prune_and_recover_through_the_steps_docker_run(seed: Seed, tmp_path: Path) -> None:
     tool = seed.images.tool
     planned = seed.api.docker(
         "run", "--rm", "--network", "host", tool, "plan", "--registry", seed.url, "--repo", REPO,
@@ -240,7 +240,7 @@ def test_the_tool_image_runs_plan_prune_and_recover_through_the_steps_docker_run
     )  # fmt: skip
     assert planned.returncode == 0, planned.stdout + planned.stderr
     newest = int(seed.failed_tag.rsplit(".", 1)[1])
-    assert f"3.3.0-alpha.1" in planned.stdout and "delete" in planned.stdout.lower()
+    assert "3.3.0-alpha.1" in planned.stdout and "delete" in planned.stdout.lower()
 
     # The commands recover runs (docker stop/exec/restart/push) run inside the tool's container:
     # it gets the docker CLI and the API socket through dockerArgs, as docs/jenkins.md shows.
@@ -252,7 +252,7 @@ def test_the_tool_image_runs_plan_prune_and_recover_through_the_steps_docker_run
     ]  # fmt: skip
     common = {"registry": seed.url, "repository": REPO, "match": "alpha", "keep": 5, "toolImage": tool,
               "dockerArgs": docker_args}  # fmt: skip
-    recipe = dict(zip(seed.readonly_recipe()[::2], seed.readonly_recipe()[1::2]))
+    recipe = dict(zip(seed.readonly_recipe()[::2], seed.readonly_recipe()[1::2], strict=True))
     scripts = emit(
         {
             "_log": seed.failed_log.splitlines(),
@@ -267,7 +267,9 @@ def test_the_tool_image_runs_plan_prune_and_recover_through_the_steps_docker_run
     workspace = tmp_path / "groovy" / "workspace"
     assert (workspace / "registry-prune-console.log").read_text().startswith("+ docker push ")
     for step, script in scripts.items():
-        assert script.startswith("rm -f registry-prune-report.json\nmkdir -p /tmp/registry-prune-locks && docker run "), step
+        assert script.startswith(
+            "rm -f registry-prune-report.json\nmkdir -p /tmp/registry-prune-locks && docker run "
+        ), step
 
     def sh(script: str) -> subprocess.CompletedProcess[str]:
         # Jenkins' sh: /bin/sh in the workspace, with the agent's environment.

@@ -139,7 +139,7 @@ test('toolImage: the exact docker run, secrets passed by name only, and the repo
   Map call = h.callsTo('sh').find { it.args.script.contains(' recover ') }
   assert call.context[1] == 'withCredentials:REGISTRY_PASSWORD,REGISTRY_USERNAME,SLACK_WEBHOOK_URL'
   // What sh makes of it: the secrets' names, never their values.
-  List<String> words = argv(run.replace('$(id -u):$(id -g)', '0:0').replace('${SSH_AUTH_SOCK:+-v "$SSH_AUTH_SOCK:$SSH_AUTH_SOCK" -e SSH_AUTH_SOCK}', ''))
+  List<String> words = argv(run.split(' && ', 2)[1].replace('$(id -u):$(id -g)', '0:0').replace('${SSH_AUTH_SOCK:+-v "$SSH_AUTH_SOCK:$SSH_AUTH_SOCK" -e SSH_AUTH_SOCK}', ''))
   assert words.findAll { it.startsWith('REGISTRY_PASSWORD') } == ['REGISTRY_PASSWORD']
   assert h.callsTo('archiveArtifacts')*.args == [[artifacts: 'registry-prune-report.json,' +
     'registry-prune-audit/20260101T000000Z-abc.jsonl', allowEmptyArchive: true]]

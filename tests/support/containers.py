@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline_step import __version__
+
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_IMAGE_DIR = ROOT / "tests" / "support" / "registry-image"
 INSTALL_HINT = "install them with: sudo apt-get install -y podman buildah runc debootstrap (or run ./scripts/setup.sh)"
@@ -110,7 +112,8 @@ class Podman:
             encoding="utf-8",
         )
         (self.home / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\ngraphroot = "{self.home / "storage"}"\nrunroot = "/run/registry-prune-podman"\n',
+            f'[storage]\ndriver = "vfs"\ngraphroot = "{self.home / "storage"}"\n'
+            'runroot = "/run/registry-prune-podman"\n',
             encoding="utf-8",
         )
         if self.registries_conf is None:
@@ -169,7 +172,9 @@ def _base_tarball(suite: str) -> tuple[Path, dict[str, str]]:
             raise RuntimeError(f"debootstrap failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
         status = (rootfs / "var" / "lib" / "dpkg" / "status").read_text(encoding="utf-8")
         versions = dict(re.findall(r"^Package: (\S+)\n(?:[^\n]+\n)*?Version: (\S+)", status, re.M))
-        versions["python"] = next(p.name for p in sorted((rootfs / "usr" / "bin").glob("python3.*")) if "-" not in p.name)
+        versions["python"] = next(
+            p.name for p in sorted((rootfs / "usr" / "bin").glob("python3.*")) if "-" not in p.name
+        )
         partial = tarball.with_suffix(".tar.part")
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True, timeout=600)
         partial.rename(tarball)
@@ -249,8 +254,6 @@ def _wheelhouse(wheel: Path, python: str) -> Path:
 
 
 def ensure_tool_image(podman: Podman, base: str, versions: dict[str, str]) -> str:
-    from pipeline_step import __version__
-
     name = f"localhost/registry-prune:{__version__}-{_sources_digest()}"
     if podman.image_exists(name):
         return name

@@ -12,6 +12,12 @@ for (Object entry in wanted.entrySet()) {
     continue
   }
   Map config = entry.value as Map
+  if (step.endsWith('@Jenkinsfile')) {
+    // The step's arguments as Jenkinsfile.example's restore job (part 3) passes them, plus overrides.
+    step = step - '@Jenkinsfile'
+    DslNode job = PipelineDsl.run(new File(root, 'Jenkinsfile.example'), config.params as Map).root.children[2]
+    config = job.all(step)[0].named + (config.overrides as Map)
+  }
   test("emit ${step}") {
     def h = new Harness()
     h.env.WORKSPACE = new File(outDir, 'workspace').path
