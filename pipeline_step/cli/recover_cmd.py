@@ -21,7 +21,7 @@ from pipeline_step.operations.recover import Recoverer, RecoverSettings
 from pipeline_step.registry.reference import ImageRef, infer_image_ref, parse_image_ref
 from pipeline_step.reports.recover import RecoveryReport, SlackReport, build_recovery_report, slack_summary
 from pipeline_step.support.redact import redact, register_secret
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import format_bytes, plural
 
 REPORT = RecoveryReport
 
@@ -216,8 +216,9 @@ def _print_summary(report: RecoveryReport, stream: TextIO) -> None:
         lines.append(f"freed {format_bytes(report.freed_bytes)} measured{predicted}")
     if report.push is not None:
         lines.append(
-            f"push: {'succeeded' if report.push_succeeded else 'FAILED'} after {report.push_attempts} "
-            f"attempt(s)" + (f", {report.push.checked_blobs} blobs verified" if report.push.verified else "")
+            f"push: {'succeeded' if report.push_succeeded else 'FAILED'} "
+            f"after {plural(report.push_attempts, 'attempt')}"
+            + (f", {plural(report.push.checked_blobs or 0, 'blob')} verified" if report.push.verified else "")
         )
     if report.slack is not None:
         lines.append(f"slack: {'sent' if report.slack.delivered else 'NOT sent'} ({report.slack.destination})")

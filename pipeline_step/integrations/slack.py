@@ -30,7 +30,7 @@ from slack_sdk.webhook import WebhookClient
 
 from pipeline_step.errors import UsageError
 from pipeline_step.support.redact import MASK, redact, register_secret
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import format_bytes, plural
 
 log = logging.getLogger(__name__)
 _sdk_log = logging.getLogger(f"{__name__}.sdk")
@@ -201,7 +201,7 @@ def build_message(summary: RecoverySummary) -> SlackMessage:
     blocks = blocks[:BLOCK_LIMIT]
 
     text = f"{'OK' if summary.success else 'FAILED'}: {summary.outcome}{dry}"
-    details = [build.label, summary.registry, f"{len(summary.deleted_tags)} tags deleted", f"push {push}"]
+    details = [build.label, summary.registry, f"{plural(len(summary.deleted_tags), 'tag')} deleted", f"push {push}"]
     if freed:
         details.append(f"freed {freed}")
     if summary.error:

@@ -14,7 +14,7 @@ from pipeline_step.errors import ExitCode
 from pipeline_step.integrations.disk import DiskProbe
 from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc
 from pipeline_step.operations.outcome import Outcome
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import format_bytes, plural
 
 UNDO_CLOSED = (
     "garbage collection closes the undo window: `restore` now brings back only the pruned images whose "
@@ -32,7 +32,9 @@ class GcRun:
         result = self.result
         summary = result.summary
         counted = (
-            f": {summary.blobs_eligible} blobs and {summary.manifests_eligible} manifests deleted" if summary else ""
+            f": {plural(summary.blobs_eligible, 'blob')} and {plural(summary.manifests_eligible, 'manifest')} deleted"
+            if summary
+            else ""
         )
         freed = ""
         if result.freed_bytes is not None:

@@ -26,7 +26,7 @@ from pipeline_step.planning.reclaim import ReclaimEstimate, check_stop, reclaima
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.model import Manifest
 from pipeline_step.support.progress import ProgressFactory, null_progress
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import format_bytes, plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class Usage:
         return Outcome(
             "ok",
             ExitCode.OK,
-            f"{count} repositor{'y' if count == 1 else 'ies'}, {self.tags} tags, "
+            f"{plural(count, 'repository', 'repositories')}, {plural(self.tags, 'tag')}, "
             f"{format_bytes(self.referenced_bytes)} referenced; pruning under the policy would reclaim "
             f"{format_bytes(self.reclaimable_bytes)}",
         )
