@@ -39,7 +39,7 @@ the freed bytes are reported there; a Slack failure is only a warning."""
 
 EPILOG = """\
 example (the registry in a Docker container named registry, as in `docker run registry:2`):
-  GC='docker run --rm --volumes-from registry registry:2 garbage-collect /etc/docker/registry/config.yml'
+  GC='docker run --rm -v registry-data:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml'
   registry-prune gc --registry https://reg:5000 --disk 'command:ssh reg df -PB1 /var/lib/registry' \\
       --stop-cmd 'ssh reg docker stop registry' \\
       --gc-cmd "ssh reg $GC" \\

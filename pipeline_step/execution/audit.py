@@ -186,24 +186,28 @@ def read_audit(path: Path) -> Iterator[AuditedDeletion]:
         )
 
 
-def latest_intents(directory: Path, registry: str, *, files: int = 200) -> dict[tuple[str, str], AuditedDeletion]:
-    """(repository, tag) -> the newest undo record naming that tag, over the newest ``files`` logs
-    written for ``registry``. A rerun uses it to finish a deletion its predecessor was killed in."""
-    found: dict[tuple[str, str], AuditedDeletion] = {}
+def registry_deletions(directory: Path, registry: str, *, files: int = 200) -> Iterator[AuditedDeletion]:
+    """Every undo record for ``registry`` in the newest ``files`` logs of ``directory``, oldest first."""
     try:
         logs = sorted(directory.glob("*.jsonl"))[-files:]
     except OSError:
-        return found
-    for path in logs:  # oldest first, so newer records win
+        return
+    for path in logs:
         try:
             deletions = list(read_audit(path))
         except UsageError as exc:
             log.warning("skipping audit log %s: %s", path, exc)
             continue
-        for deletion in deletions:
-            if deletion.registry == registry:
-                for tag in deletion.tags:
-                    found[(deletion.repository, tag)] = deletion
+        yield from (deletion for deletion in deletions if deletion.registry == registry)
+
+
+def latest_intents(directory: Path, registry: str, *, files: int = 200) -> dict[tuple[str, str], AuditedDeletion]:
+    """(repository, tag) -> the newest undo record naming that tag, over the newest ``files`` logs
+    written for ``registry``. A rerun uses it to finish a deletion its predecessor was killed in."""
+    found: dict[tuple[str, str], AuditedDeletion] = {}
+    for deletion in registry_deletions(directory, registry, files=files):  # oldest first: newer records win
+        for tag in deletion.tags:
+            found[(deletion.repository, tag)] = deletion
     return found
 
 

@@ -14,7 +14,7 @@ from pipeline_step.errors import ExitCode
 from pipeline_step.integrations.disk import DiskProbe
 from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc
 from pipeline_step.operations.outcome import Outcome
-from pipeline_step.support.units import format_bytes, plural
+from pipeline_step.support.units import describe_freed, format_bytes, plural
 
 UNDO_CLOSED = (
     "garbage collection closes the undo window: `restore` now brings back only the pruned images whose "
@@ -39,7 +39,7 @@ class GcRun:
         freed = ""
         if result.freed_bytes is not None:
             versus = f" (predicted {format_bytes(self.predicted_bytes)})" if self.predicted_bytes is not None else ""
-            freed = f"; freed {format_bytes(result.freed_bytes)} measured{versus}"
+            freed = f"; {describe_freed(result.freed_bytes)}{versus}"
         if result.interrupted and result.error is None:
             ran = "garbage collection ran to its end" if summary else "garbage collection did not start"
             restarted = "; the registry was restarted" if result.restarted else ""
