@@ -42,6 +42,9 @@ ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_IMAGE_DIR = ROOT / "tests" / "support" / "registry-image"
 INSTALL_HINT = "install them with: sudo apt-get install -y podman buildah runc debootstrap (or run ./scripts/setup.sh)"
 BASE_PACKAGES = ("python3", "python3-venv", "docker-registry", "openssh-client")
+# Removed from the debootstrapped tree: apt's caches and lists, docs and translations are half of
+# it, and with the vfs driver every container start copies the whole image.
+TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
 
 
 def tools_dir() -> Path:
@@ -152,7 +155,7 @@ class Podman:
 
 def _base_tarball(suite: str) -> tuple[Path, dict[str, str]]:
     """debootstrap once per suite and package list; returns the rootfs tarball and its package versions."""
-    key = _digest(suite.encode(), ",".join(BASE_PACKAGES).encode())
+    key = _digest(suite.encode(), ",".join(BASE_PACKAGES).encode(), ",".join(TRIM).encode())
     folder = tools_dir() / "debian"
     tarball = folder / f"{suite}-{key}.tar"
     meta = folder / f"{suite}-{key}.json"
@@ -175,10 +178,16 @@ def _base_tarball(suite: str) -> tuple[Path, dict[str, str]]:
         versions["python"] = next(
             p.name for p in sorted((rootfs / "usr" / "bin").glob("python3.*")) if "-" not in p.name
         )
+        for trimmed in TRIM:
+            for entry in (rootfs / trimmed).glob("*"):
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         partial = tarball.with_suffix(".tar.part")
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True, timeout=600)
         partial.rename(tarball)
     meta.write_text(json.dumps({name: versions[name] for name in (*BASE_PACKAGES, "python")}), encoding="utf-8")
+    for stale in folder.glob(f"{suite}-*"):  # the tarballs of earlier package lists or trims
+        if stale not in (tarball, meta):
+            stale.unlink()
     return tarball, json.loads(meta.read_text(encoding="utf-8"))
 
 
@@ -212,7 +221,9 @@ def ensure_registry_image(podman: Podman, base: str, versions: dict[str, str]) -
 
 
 def _sources_digest() -> str:
-    paths = [ROOT / "Containerfile", ROOT / "setup.cfg", ROOT / "pyproject.toml", ROOT / "README.md"]
+    """What the tool image is built from. Not the README: it is only the wheel's long description,
+    and rebuilding the image (a minute) for a documentation change would be waste."""
+    paths = [ROOT / "Containerfile", ROOT / "setup.cfg", ROOT / "pyproject.toml"]
     paths += sorted((ROOT / "pipeline_step").rglob("*.py")) + sorted((ROOT / "pipeline_step").rglob("py.typed"))
     return _digest(*(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes() for p in paths))
 
@@ -254,7 +265,7 @@ def _wheelhouse(wheel: Path, python: str) -> Path:
 
 
 def ensure_tool_image(podman: Podman, base: str, versions: dict[str, str]) -> str:
-    name = f"localhost/registry-prune:{__version__}-{_sources_digest()}"
+    name = f"localhost/registry-prune:{__version__}-{_digest(base.encode(), _sources_digest().encode())}"
     if podman.image_exists(name):
         return name
     with tempfile.TemporaryDirectory(prefix="registry-prune-image-") as work:
@@ -271,12 +282,29 @@ def ensure_tool_image(podman: Podman, base: str, versions: dict[str, str]) -> st
     return name
 
 
+def _remove_older(podman: Podman, keep: str) -> None:
+    """Drop the images ``keep`` replaces (same repository, older key): with vfs each is a full copy
+    of its rootfs, and every change to pipeline_step/ makes a new tool image. One still used by a
+    container stays (podman refuses). Base images go after the images built on them."""
+    repository = keep.rsplit(":", 1)[0]
+    listed = subprocess.run(
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
+        env=podman.env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    stale = [image for image in listed.stdout.split() if image != keep and image.startswith(f"{repository}:")]
+    if stale:
+        say(f"removing the older images {' '.join(stale)}")
+        subprocess.run(["podman", "rmi", *stale], env=podman.env(), capture_output=True, timeout=300, check=False)
+
+
 def ensure_images(podman: Podman | None = None) -> Images:
     podman = podman or Podman()
     with _build_lock():
         base, versions = ensure_base(podman)
         registry = ensure_registry_image(podman, base, versions)
         tool = ensure_tool_image(podman, base, versions)
+        for current in (tool, registry, base):  # children first: podman keeps a base with dependents
+            _remove_older(podman, current)
     return Images(base, registry, tool, versions)
 
 
