@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then
   exec .venv/bin/python -m scripts.demo "$@"
 fi
-exec sudo --preserve-env=PATH .venv/bin/python -m scripts.demo "$@"
+exec sudo --preserve-env=PATH,REGISTRY_PRUNE_TOOLS .venv/bin/python -m scripts.demo "$@"

@@ -103,3 +103,25 @@ def test_gc_failure_exits_12_with_the_command_tail(tmp_path: Path) -> None:
     )
     assert result.code == 12
     assert "the gc command exited 1: configuration error" in result.stdout
+
+
+def test_a_drop_in_free_space_is_said_to_be_the_shared_disk_and_lines_are_prefixed_once(tmp_path: Path) -> None:
+    """Another writer fills the measured disk while GC runs: no "freed -2.0 MiB", and every
+    command line is echoed once as ``gc: $ ...`` (never ``gc: gc: $ ...``); the sweep's line per
+    deleted blob (as Debian's docker-registry logs it) stays out of the console."""
+    sweep = 'time="2026-01-01T00:00:00Z" level=info msg="Deleting blob: /docker/registry/v2/blobs/sha256/ab/ab"'
+    with SmallDisk(tmp_path / "disk", size_mib=8) as disk:
+        writer = f"echo {shlex.quote(sweep)}; echo 'summary line'; head -c 2097152 /dev/zero > {disk.path}/other"
+        result = run_cli(
+            "gc", "--gc-cmd", writer, "--allow-live-gc", "--disk", f"path:{disk.path}",
+            "--json", str(tmp_path / "gc.json"),
+        )  # fmt: skip
+    assert result.code == 0, result.output
+    report = json.loads((tmp_path / "gc.json").read_text())
+    assert report["gc"]["freed_bytes"] == -2 * 1024 * 1024
+    assert "free space fell by 2.0 MiB meanwhile: the disk is shared" in report["message"]
+    assert "freed -" not in result.output and "-2.0 MiB" not in result.output
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("gc: $ ")] == [f"gc: $ {writer}"]
+    assert not [line for line in lines if line.startswith("gc: gc:")], result.stdout
+    assert "gc: summary line" in lines and f"gc: {sweep}" not in lines

@@ -2,7 +2,9 @@
 
 The Groovy cases live in tests/groovy/*Test.groovy and run in one JVM (tests/groovy/run.groovy);
 each file is one pytest test here. A second, small JVM runs a deliberately failing file to prove
-the runner reports failures. The last test runs the install command the step builds, for real.
+the runner reports failures. Then, for real: the wheel and sdist are built (``python -m build``,
+``twine check``) and the install command the step builds installs that wheel; and the restore
+job of Jenkinsfile.example undoes a registryPrune from its archived undo log.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,10 @@ from typing import Any
 import pytest
 
 from pipeline_step import __version__
+from tests.support.apps import seed_app
+from tests.support.containers import build_dist
+from tests.support.images import list_tags
+from tests.support.registry import RegistryFactory
 
 pytestmark = pytest.mark.groovy
 
@@ -125,15 +132,36 @@ def test_runner_reports_failures(groovy_runs: tuple[GroovyRun, GroovyRun]) -> No
     assert [case["ok"] for case in run.results()] == [True, False, False]
 
 
+def test_wheel_and_sdist_build_and_pass_twine_check(suite_run: GroovyRun) -> None:
+    """What CI publishes: ``python -m build`` into the folder the install test reads, then ``twine check``."""
+    dist = suite_run.out_dir / "dist"
+    build_dist(dist)
+    built = sorted(path.name for path in dist.iterdir())
+    assert built == [f"registry_prune-{__version__}-py3-none-any.whl", f"registry_prune-{__version__}.tar.gz"]
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if "No module named twine" in checked.stderr:
+        pytest.fail("twine is not installed; install it with: .venv/bin/pip install -e '.[test]'", pytrace=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2, checked.stdout
+
+
 def test_install_command_gives_a_working_tool(suite_run: GroovyRun) -> None:
-    """The exact command registryRecover builds (installSpec: this checkout) installs a working tool."""
+    """The exact command registryRecover builds (installSpec: the locally built wheel) installs a working tool."""
+    wheel = suite_run.out_dir / "dist" / f"registry_prune-{__version__}-py3-none-any.whl"
+    if not wheel.exists():
+        build_dist(suite_run.out_dir / "dist")
     command_file = suite_run.out_dir / "install-command.sh"
     assert command_file.exists(), suite_run.output
     command = command_file.read_text(encoding="utf-8").strip()
     workspace = suite_run.out_dir / "workspace"
     venv = workspace / ".registry-prune-venv"
     assert command.startswith(f"python3 -m venv {venv} && ")
-    assert f" install --quiet --disable-pip-version-check {ROOT} && " in command
+    assert f" install --quiet --disable-pip-version-check {wheel} && " in command
     workspace.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     # Jenkins' sh step runs the script with /bin/sh in the workspace.
@@ -146,3 +174,67 @@ def test_install_command_gives_a_working_tool(suite_run: GroovyRun) -> None:
     )
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"registry-prune {__version__}"
+
+
+def emit_scripts(config: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """The exact scripts the steps build for ``config`` (tests/groovy/e2e/EmitTest.groovy), by step."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = out_dir / "emit.json"
+    spec.write_text(json.dumps(config), encoding="utf-8")
+    groovy, env = groovy_environment()
+    command = [groovy, "-cp", str(GROOVY_DIR), str(GROOVY_DIR / "run.groovy"), "--out", str(out_dir),
+               str(GROOVY_DIR / "e2e" / "EmitTest.groovy")]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**env, "REGISTRY_PRUNE_EMIT": str(spec)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    run = finish(process, out_dir)
+    assert run.code == 0, run.output
+    return {step.split("@")[0]: (out_dir / f"{step.split('@')[0]}.sh").read_text() for step in config if step[0] != "_"}
+
+
+def test_the_restore_job_undoes_a_prune_from_its_archived_undo_log(
+    registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """registryPrune writes the undo log into the workspace; the restore job of Jenkinsfile.example,
+    given that build's artifacts as copyArtifacts lays them out, puts every pruned tag back."""
+    registry = registry_factory()
+    seeded = seed_app(registry.url)
+    before = set(list_tags(registry.url, seeded.repo))
+    prune_dir, restore_dir = tmp_path / "prune-job", tmp_path / "restore-job"
+    policy = {"registry": registry.url, "repository": seeded.repo, "match": "alpha", "keep": 2, "dryRun": False}
+    prune = emit_scripts({"registryPrune": policy}, prune_dir)["registryPrune"]
+    restore_args = {"params": {"PRUNE_BUILD": "17", "TAGS": "", "DRY_RUN": False},
+                    "overrides": {"registry": registry.url, "credentialsId": None, "toolImage": None}}  # fmt: skip
+    restore = emit_scripts({"registryRestore@Jenkinsfile": restore_args}, restore_dir)["registryRestore"]
+    assert " restore --registry " in restore and " --latest undo/registry-prune-audit " in restore
+
+    # Jenkins' sh: /bin/sh in the workspace; this checkout's tool on the agent's PATH (executable: registry-prune).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "registry-prune").write_text(
+        f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m pipeline_step "$@"\n'
+    )
+    (bin_dir / "registry-prune").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("REGISTRY_PRUNE_AUDIT_DIR", None)
+    prune_ws = prune_dir / "workspace"
+    prune_ws.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["/bin/sh", "-c", prune], cwd=prune_ws, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((prune_ws / "registry-prune-report.json").read_text())
+    deleted = {entry["tag"] for entry in report["deleted"] if entry["tag"]}
+    assert deleted and set(list_tags(registry.url, seeded.repo)) == before - deleted
+    archived = prune_ws / report["audit_log"]
+    assert report["audit_log"].startswith("registry-prune-audit/") and archived.is_file()
+
+    # copyArtifacts(filter: 'registry-prune-audit/*.jsonl', target: 'undo') into the restore job's workspace.
+    restore_ws = restore_dir / "workspace"
+    (restore_ws / "undo" / "registry-prune-audit").mkdir(parents=True)
+    shutil.copy(archived, restore_ws / "undo" / report["audit_log"])
+    done = subprocess.run(["/bin/sh", "-c", restore], cwd=restore_ws, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    restored = json.loads((restore_ws / "registry-prune-restore.json").read_text())
+    assert (restored["outcome"], restored["exit_code"]) == ("ok", 0), restored["message"]
+    assert set(list_tags(registry.url, seeded.repo)) == before

@@ -156,6 +156,9 @@ def test_seed_log_triggers_and_dry_run_changes_nothing(full_disk: FullDisk, tmp_
     assert report["trigger"] == "registry-500"
     assert report["outcome"] == "dry-run" and report["gc_ran"] is False
     assert len(report["deleted"]) == len(before) - 2 - 5
+    # The tags it would delete are named, not only counted (the report has them all).
+    named = [f"{REPO}:{entry['tag']}" for entry in report["deleted"]]
+    assert f"dry run: would delete {len(named)} tags: {', '.join(named[:20])}" in result.stdout
     assert list_tags(registry.url, REPO) == before
     assert registry.disk.free_bytes() == free
     assert os.path.exists(registry.pidfile)

@@ -222,3 +222,26 @@ def test_bad_restore_input_is_one_line_and_changes_nothing(tmp_path: Path, case:
     assert len(lines) == 1 and lines[0].startswith("registry-prune: error: "), result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_latest_picks_the_newest_undo_log_by_name_and_refuses_an_empty_folder(tmp_path: Path) -> None:
+    """Names start with the UTC time, and an archived copy keeps its name but not its mtime."""
+    body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}'
+    written = write_audit(tmp_path / "written", "http://127.0.0.1:1", body, compute_digest(body))
+    logs = tmp_path / "archived"
+    logs.mkdir()
+    newest, older = logs / "20260102T000000Z-bbbb.jsonl", logs / "20260101T000000Z-aaaa.jsonl"
+    newest.write_bytes(written.read_bytes())
+    older.write_bytes(written.read_bytes())  # written last: the newest mtime, the older name
+    (logs / "notes.txt").write_text("not a log")
+    result = run_cli("restore", "--latest", str(logs), "--dry-run")
+    assert f"restoring from {newest}, the newest undo log in {logs}" in result.stdout, result.output
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, message in ((empty, "no undo log (*.jsonl) in it"), (tmp_path / "nope", "no such directory")):
+        refused = run_cli("restore", "--latest", str(folder))
+        assert refused.code == 2, refused.output
+        assert refused.stderr.strip().splitlines() == [refused.stderr.strip()] and message in refused.stderr
+    both = run_cli("restore", "--latest", str(logs), "--from", str(newest))
+    assert both.code == 2 and "not allowed with argument" in both.stderr

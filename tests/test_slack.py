@@ -97,7 +97,7 @@ def test_message_blocks() -> None:
         "*Push*\nsucceeded (2 attempts)",
         "*Dry run*\nno",
         "*Space freed*\n3.0 GiB measured, 2.5 GiB predicted",
-        "*Garbage collection*\nran; deleted tags can no longer be restored",
+        "*Garbage collection*\nran; the undo window is closed (restore: only images whose blobs are shared)",
     ]
     lines = tags["text"]["text"].splitlines()
     assert lines[0] == "*Deleted 12 tags*"

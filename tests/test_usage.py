@@ -85,6 +85,44 @@ def test_usage_counts_shared_layers_once_and_predicts_what_gc_frees(registry: Re
     assert rows["team/app"]["reclaimable_bytes"] + rows["team/lib"]["reclaimable_bytes"] == freed
 
 
+def test_usage_shows_the_bytes_already_waiting_for_gc(registry: RegistryServer, tmp_path: Path) -> None:
+    """After a prune and before GC the pruned blobs are still on disk: usage says so, exactly from the
+    blob store, and through the API at least what the undo logs recorded. After GC the exact figure is
+    zero; the API's keeps the one layer an untagged image it cannot see still holds."""
+    shared = seed_two_repositories(registry.url)
+    on_disk = blob_bytes(registry.storage)
+    undo = tmp_path / "undo"
+    before = usage("--storage-root", str(registry.storage), path=tmp_path / "before.json")
+    waiting_before = before["waiting_for_gc"]
+    assert isinstance(waiting_before, dict) and (waiting_before["bytes"], waiting_before["exact"]) == (0, True)
+
+    pruned = run_cli("prune", "--registry", registry.url, "--repo", "team/*", *POLICY, "--audit-dir", str(undo))
+    assert pruned.code == 0, pruned.output
+    direct = usage("--storage-root", str(registry.storage), path=tmp_path / "direct.json")
+    api = usage("--registry", registry.url, "--audit-dir", str(undo), path=tmp_path / "api.json")
+    text = run_cli("usage", "--registry", registry.url, "--audit-dir", str(undo), *POLICY, "--no-progress")
+    registry.stop()
+    registry.garbage_collect()
+    freed = on_disk - blob_bytes(registry.storage)
+
+    waiting, api_waiting = direct["waiting_for_gc"], api["waiting_for_gc"]
+    assert isinstance(waiting, dict) and isinstance(api_waiting, dict)
+    assert waiting["exact"] is True and waiting["bytes"] == freed > 0  # exactly what GC then freed
+    # The API sees the pruned layers and configs (not the manifests' own bytes, nor the untagged
+    # image that still holds alpha.2's small layer): a lower bound, short by little.
+    assert api_waiting["exact"] is False and str(undo) in api_waiting["source"]
+    assert freed * 0.9 <= api_waiting["bytes"] <= freed + shared.small
+    assert "already waiting for garbage collection" in str(api["message"])
+    assert "Already waiting for garbage collection: at least " in text.stdout and str(undo) in text.stdout
+
+    registry.start(same_port=True)
+    after = usage("--registry", registry.url, "--audit-dir", str(undo), path=tmp_path / "after.json")
+    # Only alpha.2's small layer stays: the untagged image the API cannot see still references it.
+    assert after["waiting_for_gc"]["bytes"] == shared.small  # type: ignore[index]
+    exact_after = usage("--storage-root", str(registry.storage), path=tmp_path / "exact-after.json")
+    assert exact_after["waiting_for_gc"]["bytes"] == 0  # type: ignore[index]
+
+
 def test_usage_table_sorts_by_reclaimable_and_limits_rows(registry: RegistryServer, tmp_path: Path) -> None:
     seed_two_repositories(registry.url)
     result = run_cli("usage", "--registry", registry.url, *POLICY, "--top", "1", "--no-progress")
@@ -93,7 +131,7 @@ def test_usage_table_sorts_by_reclaimable_and_limits_rows(registry: RegistryServ
     assert lines[0].split() == ["REPOSITORY", "TAGS", "MANIFESTS", "REFERENCED", "RECLAIMABLE", "DELETE"]
     assert lines[1].startswith("team/app ")  # five deletions reclaim more than team/lib's three
     assert lines[3].startswith("TOTAL (2 repositories)")
-    assert "(1 more repositories not shown" in result.stdout
+    assert "(1 more repository not shown" in result.stdout
     only_lib = run_cli("usage", "--registry", registry.url, "--repo", "team/lib", *POLICY, "--json", "-")
     document = json.loads(only_lib.stdout)
     rows = {row["repository"]: row for row in document["repositories"]}

@@ -18,13 +18,13 @@ def call(Map config = [:]) {
   }
 
   String tool = support.tool(cfg)
-  List args = [tool, 'prune'] + support.policyArgs(cfg)
-  args.addAll(['--json', cfg.reportFile])
+  List args = ['prune'] + support.policyArgs(cfg)
+  args.addAll(['--audit-dir', cfg.auditDir, '--json', cfg.reportFile])
   if (dryRun) {
     args.add('--dry-run')
   }
 
-  int status = support.runTool(cfg, support.commandLine(args))
+  int status = support.runTool(cfg, support.toolCommand(tool, args))
   Map report = support.collectReport(cfg)
   return conclude(dryRun, status, report)
 }

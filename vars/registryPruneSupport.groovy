@@ -7,12 +7,20 @@
 
 import groovy.json.JsonSlurperClassic
 
-/** The tool version this library release is tested with (pipeline_step/__init__.py). */
-String pinnedVersion() {
-  return '0.1.0'
+/** How each step obtains the tool; every step accepts these. No default installs anything. */
+Map installDefaults() {
+  return [
+    executable: 'registry-prune', // on the agent's PATH, or a path to it
+    installSpec: null,            // pip requirement: a wheel path or URL, a git URL, or NAME==VERSION with pipIndexUrl
+    pipIndexUrl: null,            // the team's own index, the only one pip then asks
+    python: 'python3',
+    venvDir: null,                // null: $WORKSPACE/.registry-prune-venv
+    toolImage: null,              // e.g. 'registry-prune:0.1.0': run the tool with docker run
+    dockerArgs: [],               // extra docker run arguments, with toolImage
+  ]
 }
 
-/** Parameters both steps accept; each step adds its own on top. */
+/** Parameters registryRecover and registryPrune accept; each step adds its own on top. */
 Map commonDefaults() {
   return [
     registry: null,            // falls back to env.REGISTRY_URL
@@ -27,14 +35,9 @@ Map commonDefaults() {
     credentialsId: null,       // Username with password; null: anonymous registry
     caBundle: null,
     reportFile: 'registry-prune-report.json',
+    auditDir: 'registry-prune-audit',  // the undo log, in the workspace; archived with the report
     lock: true,
-    install: true,
-    installSpec: "registry-prune==${pinnedVersion()}".toString(),
-    pipIndexUrl: null,
-    python: 'python3',
-    venvDir: null,             // null: $WORKSPACE/.registry-prune-venv
-    executable: 'registry-prune',
-  ]
+  ] + installDefaults()
 }
 
 /** What each CLI exit code means: pipeline_step/errors.py EXIT_CODES (a test keeps them equal), plus the shell's 126 and 127. */
@@ -54,7 +57,7 @@ Map exitMeanings() {
     12: 'garbage collection or the restart command failed',
     130: 'interrupted by SIGINT/SIGTERM; the partial report was written',
     126: 'registry-prune is not executable',
-    127: 'registry-prune was not found (leave install: true, or put it on PATH)',
+    127: 'registry-prune was not found (see docs/jenkins.md, Installing)',
   ]
 }
 
@@ -63,8 +66,11 @@ String exitMeaning(int status) {
   return meaning ?: 'unknown exit code'
 }
 
-/** config over defaults; unknown keys are refused, since a typo such as dryrun must not change what runs. */
-Map merge(String step, Map defaults, Map config) {
+/**
+ * config over defaults; unknown keys are refused, since a typo such as dryrun must not change what runs.
+ * A registry is always required; a repository only when the step prunes (needsRepository).
+ */
+Map merge(String step, Map defaults, Map config, boolean needsRepository = true) {
   List unknown = []
   for (Object key in config.keySet()) {
     if (!defaults.containsKey(key)) {
@@ -87,7 +93,7 @@ Map merge(String step, Map defaults, Map config) {
   if (!merged.registry) {
     error("${step}: registry is required (a URL such as https://registry.example:5000, or set env.REGISTRY_URL)")
   }
-  if (!repositories(merged)) {
+  if (needsRepository && !repositories(merged)) {
     error("${step}: repository is required (a name or glob such as team/app)")
   }
   return merged
@@ -170,7 +176,7 @@ String venvDir(Map config) {
   return env.WORKSPACE ? "${env.WORKSPACE}/.registry-prune-venv".toString() : '.registry-prune-venv'
 }
 
-/** The shell command that puts the pinned tool into a venv; runnable on its own in any folder. */
+/** The shell command that puts installSpec into a venv; runnable on its own in any folder. */
 String installCommand(Map config) {
   String venv = venvDir(config)
   List pip = ["${venv}/bin/pip", 'install', '--quiet', '--disable-pip-version-check']
@@ -185,17 +191,83 @@ String installCommand(Map config) {
   ].join(' && ')
 }
 
-/** The registry-prune executable to run, installing it first unless install is false. */
+/** A bare requirement (name, extras, version) with no path or URL in it: pip would resolve it on an index. */
+boolean isPackageName(Object spec) {
+  String text = spec.toString().trim()
+  return text ==~ /[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*([<>=!~]=?[^\/:@]*)?/
+}
+
+/** The one line a step fails with when it cannot find the tool: the three ways to get it. */
+String notFoundMessage(Object executable) {
+  return "registry-prune: ${executable} is not on this agent's PATH; choose one: install it on the agent " +
+    "(or give executable: '/path/to/registry-prune'), installSpec: a wheel, a git URL or NAME==VERSION from your " +
+    "own pipIndexUrl, or toolImage: 'registry-prune:TAG' to run it with docker (docs/jenkins.md, Installing)"
+}
+
+/** The lock directory a containerized run shares with the agent, so its CLI lock is per agent too. */
+String containerLockDir() {
+  return '/tmp/registry-prune-locks'
+}
+
+/**
+ * docker run of toolImage: the workspace mounted at the same path and made the working directory,
+ * the agent's user, host networking (the registry is reached as the agent reaches it), an ssh-agent
+ * socket when sshagent {} provides one, and the variables named by -e NAME without a value, so
+ * docker copies them from the environment and no secret is ever on the command line.
+ */
+String dockerCommand(Map config) {
+  String lockDir = containerLockDir()
+  List words = ['docker', 'run', '--rm', '--network', 'host']
+  String line = commandLine(['mkdir', '-p', lockDir]) + ' && ' + commandLine(words) +
+    ' --user "$(id -u):$(id -g)" -v "$PWD:$PWD" -w "$PWD" ' +
+    commandLine(['-v', "${lockDir}:${lockDir}", '-e', "REGISTRY_PRUNE_LOCK_DIR=${lockDir}"]) +
+    ' ${SSH_AUTH_SOCK:+-v "$SSH_AUTH_SOCK:$SSH_AUTH_SOCK" -e SSH_AUTH_SOCK}'
+  List passed = []
+  for (String name in environmentNames(config)) {
+    passed.addAll(['-e', name])
+  }
+  passed.addAll(asList(config.dockerArgs))
+  passed.add(config.toolImage)
+  return line + ' ' + commandLine(passed)
+}
+
+/**
+ * The shell words that start the tool, after making sure it is there: toolImage runs it with
+ * docker, installSpec installs it into a venv, otherwise executable must be on the PATH.
+ */
 String tool(Map config) {
-  if (!config.install) {
-    return config.executable.toString()
+  if (config.toolImage && config.installSpec) {
+    error('registry-prune: give toolImage or installSpec, not both')
   }
-  int status = sh(script: installCommand(config), returnStatus: true)
-  if (status != 0) {
-    error("registry-prune: could not install ${config.installSpec} into ${venvDir(config)} (exit ${status}); " +
-      'the agent needs python3 with venv (Debian: python3-venv) and access to the package index')
+  if (config.toolImage) {
+    if (sh(script: 'command -v docker >/dev/null 2>&1', returnStatus: true) != 0) {
+      error("registry-prune: toolImage ${config.toolImage} needs the docker CLI on this agent, and it is not on the PATH")
+    }
+    return dockerCommand(config)
   }
-  return "${venvDir(config)}/bin/registry-prune".toString()
+  if (config.installSpec) {
+    if (!config.pipIndexUrl && isPackageName(config.installSpec)) {
+      error("registry-prune: installSpec ${config.installSpec} is a package name, which pip would look up on the " +
+        'public index, where registry-prune is not published and anyone could claim it; give pipIndexUrl (your ' +
+        'own index), or a wheel path or git URL')
+    }
+    int status = sh(script: installCommand(config), returnStatus: true)
+    if (status != 0) {
+      error("registry-prune: could not install ${config.installSpec} into ${venvDir(config)} (exit ${status}); " +
+        'the agent needs python3 (3.10 or later) with venv (Debian: python3-venv) and access to that wheel, URL or index')
+    }
+    return shellQuote("${venvDir(config)}/bin/registry-prune")
+  }
+  String executable = config.executable.toString()
+  if (sh(script: "command -v ${shellQuote(executable)} >/dev/null 2>&1", returnStatus: true) != 0) {
+    error(notFoundMessage(executable))
+  }
+  return shellQuote(executable)
+}
+
+/** The whole command line: the tool (as tool() returned it) and its quoted arguments. */
+String toolCommand(String tool, List args) {
+  return "${tool} ${commandLine(args)}".toString()
 }
 
 /** withCredentials bindings; the CLI reads these variables itself, so no secret is ever on a command line. */
@@ -212,6 +284,35 @@ List credentialBindings(Map config) {
     bindings.add(string(credentialsId: config.slackTokenCredentialsId, variable: 'SLACK_BOT_TOKEN'))
   }
   return bindings
+}
+
+/** The variables the tool reads from its environment, as bound for this config. */
+List environmentNames(Map config) {
+  List names = []
+  if (config.credentialsId) {
+    names.addAll(['REGISTRY_USERNAME', 'REGISTRY_PASSWORD'])
+  }
+  if (config.slackWebhookCredentialsId) {
+    names.add('SLACK_WEBHOOK_URL')
+  }
+  if (config.slackTokenCredentialsId) {
+    names.add('SLACK_BOT_TOKEN')
+  }
+  names.addAll(['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER'])
+  return names
+}
+
+/** The Slack parameters make sense together: a webhook, or a bot token with a channel. */
+void checkSlack(String step, Map cfg) {
+  if (cfg.slackWebhookCredentialsId && cfg.slackTokenCredentialsId) {
+    error("${step}: give slackWebhookCredentialsId or slackTokenCredentialsId, not both")
+  }
+  if (cfg.slackTokenCredentialsId && !cfg.channel) {
+    error("${step}: slackTokenCredentialsId needs channel (e.g. #ci-alerts)")
+  }
+  if (cfg.channel && !cfg.slackTokenCredentialsId) {
+    error("${step}: channel only applies with slackTokenCredentialsId (a webhook posts to its own channel)")
+  }
 }
 
 /** BUILD_URL, JOB_NAME and BUILD_NUMBER for the report and Slack, passed on explicitly. */
@@ -281,20 +382,41 @@ int runTool(Map config, String commandLine) {
   return status
 }
 
-/** Archives the JSON report (if the tool got as far as writing it) and returns it parsed, or null. */
+/**
+ * Reads the JSON report (if the tool got as far as writing it), then archives it together with the
+ * undo log it names (audit_log), so restore can run from the build's artifacts. Returns it parsed, or null.
+ */
 Map collectReport(Map config) {
   String file = config.reportFile.toString()
-  archiveArtifacts(artifacts: file, allowEmptyArchive: true)
-  if (!fileExists(file)) {
+  Map report = null
+  if (fileExists(file)) {
+    try {
+      Object parsed = new JsonSlurperClassic().parseText(readFile(file: file))
+      report = parsed instanceof Map ? (Map) parsed : null
+    } catch (Exception e) {
+      echo "registry-prune: cannot parse ${file}: ${e.message}"
+    }
+  }
+  List artifacts = [file]
+  String auditLog = workspacePath(report?.audit_log)
+  if (auditLog) {
+    artifacts.add(auditLog)
+  }
+  archiveArtifacts(artifacts: artifacts.join(','), allowEmptyArchive: true)
+  return report
+}
+
+/** A path the report gave, relative to the workspace (archiveArtifacts takes only those), or null. */
+String workspacePath(Object path) {
+  if (!path) {
     return null
   }
-  try {
-    Object parsed = new JsonSlurperClassic().parseText(readFile(file: file))
-    return parsed instanceof Map ? (Map) parsed : null
-  } catch (Exception e) {
-    echo "registry-prune: cannot parse ${file}: ${e.message}"
-    return null
+  String text = path.toString()
+  String workspace = env.WORKSPACE ? env.WORKSPACE.toString().replaceAll('/+$', '') + '/' : null
+  if (workspace && text.startsWith(workspace)) {
+    return text.substring(workspace.length())
   }
+  return text.startsWith('/') ? null : text
 }
 
 /** How many tags a report says were (or, in a dry run, would be) deleted: summary.deleted; null if unknown. */

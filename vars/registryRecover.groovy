@@ -31,20 +31,12 @@ def call(Map config = [:]) {
   def support = registryPruneSupport
   Map cfg = support.merge('registryRecover', defaults(), config)
   String push = pushCommand(cfg)
-  if (cfg.slackWebhookCredentialsId && cfg.slackTokenCredentialsId) {
-    error('registryRecover: give slackWebhookCredentialsId or slackTokenCredentialsId, not both')
-  }
-  if (cfg.slackTokenCredentialsId && !cfg.channel) {
-    error('registryRecover: slackTokenCredentialsId needs channel (e.g. #ci-alerts)')
-  }
-  if (cfg.channel && !cfg.slackTokenCredentialsId) {
-    error('registryRecover: channel only applies with slackTokenCredentialsId (a webhook posts to its own channel)')
-  }
+  support.checkSlack('registryRecover', cfg)
 
   // Read the log before installing, so the push failure is its tail, not pip's output.
   String consoleLog = consoleLogFile(cfg)
   String tool = support.tool(cfg)
-  List args = [tool, 'recover'] + support.policyArgs(cfg)
+  List args = ['recover'] + support.policyArgs(cfg)
   support.addOption(args, '--min-keep', cfg.minKeep)
   args.addAll(['--push-cmd', push])
   support.addOption(args, '--gc-cmd', cfg.gcCommand)
@@ -58,7 +50,7 @@ def call(Map config = [:]) {
   support.addOption(args, '--disk', cfg.disk)
   support.addOption(args, '--min-free', cfg.minFree)
   support.addOption(args, '--console-log', consoleLog)
-  args.addAll(['--json', cfg.reportFile])
+  args.addAll(['--audit-dir', cfg.auditDir, '--json', cfg.reportFile])
   support.addOption(args, '--slack-channel', cfg.channel)
   if (cfg.dryRun) {
     args.add('--dry-run')
@@ -67,7 +59,7 @@ def call(Map config = [:]) {
     args.add('--force')
   }
 
-  int status = support.runTool(cfg, support.commandLine(args))
+  int status = support.runTool(cfg, support.toolCommand(tool, args))
   Map report = support.collectReport(cfg)
   return conclude(cfg, status, report)
 }

@@ -10,10 +10,12 @@ new backend implements both and slots in beside the others.
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from pipeline_step.execution.executor import Deleter
 from pipeline_step.planning.build import InventorySource
+from pipeline_step.planning.reclaim import PendingGarbage
 
 
 class Backend(InventorySource, Deleter, Protocol):
@@ -27,3 +29,13 @@ class Backend(InventorySource, Deleter, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class CountsPendingGarbage(Protocol):
+    """A backend that can say how many bytes already wait for GC (``usage``). Optional: a backend
+    without it reports the figure as unknown."""
+
+    def pending_garbage(self, live: set[str], *, undo_logs: Path | None = None) -> PendingGarbage:
+        """Blobs no digest in ``live`` (every manifest and blob still referenced) accounts for."""
+        ...

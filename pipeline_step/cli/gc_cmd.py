@@ -15,8 +15,9 @@ from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import UsageError
 from pipeline_step.integrations.gc import wait_until
+from pipeline_step.integrations.slack import BuildContext, RecoverySummary, SlackReporter
 from pipeline_step.operations.gc import garbage_collect
-from pipeline_step.reports.gc import GcReport, gc_section
+from pipeline_step.reports.gc import GcReport, SlackDelivery, gc_section
 from pipeline_step.support.redact import redact
 
 DESCRIPTION = """\
@@ -29,12 +30,16 @@ stale blob cache is dropped. --allow-live-gc runs GC unguarded and says what it
 risks. Measures free space before and after with --disk.
 
 Run API prunes *before* the guard: a read-only registry refuses DELETE.
-Garbage collection closes the undo window: `restore` cannot bring pruned tags
-back afterwards."""
+Garbage collection closes the undo window: afterwards `restore` brings back
+only the pruned images whose blobs survived because another repository shares
+them, names every other one and exits 5.
+
+With Slack configured ($SLACK_WEBHOOK_URL, or a bot token and --slack-channel)
+the freed bytes are reported there; a Slack failure is only a warning."""
 
 EPILOG = """\
 example (the registry in a Docker container named registry, as in `docker run registry:2`):
-  GC='docker run --rm --volumes-from registry registry:2 garbage-collect /etc/docker/registry/config.yml'
+  GC='docker run --rm -v registry-data:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml'
   registry-prune gc --registry https://reg:5000 --disk 'command:ssh reg df -PB1 /var/lib/registry' \\
       --stop-cmd 'ssh reg docker stop registry' \\
       --gc-cmd "ssh reg $GC" \\
@@ -64,6 +69,7 @@ def register(commands: Subcommands[Parser]) -> None:
     options.add_registry_options(parser)
     integration_options.add_disk_options(parser)
     options.add_safety_options(parser, audit=False)
+    integration_options.add_slack_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -88,6 +94,9 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[GcRep
     assert commands is not None  # --gc-cmd is required
     predicted = _predicted(args.predicted_from)
     probe = integration_options.disk_from_args(args)
+    slack = integration_options.slack_from_args(args)
+    if slack is not None:
+        invocation.hooks.append(lambda report: _send_slack(slack, report))
     human: TextIO = sys.stderr if args.json == "-" else sys.stdout
     # With a registry (flag or config file): hold its lock and wait for it after the restart.
     configuration = options.load(args) if args.registry or args.config else None
@@ -134,5 +143,24 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[GcRep
     def render(report: GcReport) -> None:
         for line in (report.message, *report.notes):
             print(redact(line), file=human)
+        if report.slack is not None:
+            print(f"slack: {'sent' if report.slack.delivered else 'NOT sent'} ({report.slack.destination})", file=human)
 
     return invocation.finish(report, render)
+
+
+def _send_slack(slack: SlackReporter, report: GcReport) -> None:
+    """The freed bytes, as measured (and predicted), in the same Block Kit layout recover uses."""
+    section = report.gc
+    summary = RecoverySummary(
+        outcome=report.message,
+        success=report.exit_code == 0,
+        registry=report.registry,
+        bytes_freed=section.freed_bytes if section else None,
+        bytes_predicted=report.predicted_reclaim_bytes,
+        gc_ran=bool(section and section.blobs_marked is not None),
+        build=BuildContext.from_env(),
+        error=section.error if section else None,
+    )
+    sent = slack.send(summary)
+    report.slack = SlackDelivery(delivered=sent.delivered, destination=sent.destination, warning=sent.warning)

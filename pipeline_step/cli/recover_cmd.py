@@ -21,7 +21,7 @@ from pipeline_step.operations.recover import Recoverer, RecoverSettings
 from pipeline_step.registry.reference import ImageRef, infer_image_ref, parse_image_ref
 from pipeline_step.reports.recover import RecoveryReport, SlackReport, build_recovery_report, slack_summary
 from pipeline_step.support.redact import redact, register_secret
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import describe_freed, format_bytes, plural
 
 REPORT = RecoveryReport
 
@@ -37,7 +37,7 @@ nothing. Garbage collection closes the undo window of `restore`."""
 
 EPILOG = """\
 example (the registry in a Docker container named registry, as in `docker run registry:2`):
-  GC='docker run --rm --volumes-from registry registry:2 garbage-collect /etc/docker/registry/config.yml'
+  GC='docker run --rm -v registry-data:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml'
   registry-prune recover --registry https://reg:5000 --repo 'team/*' --match alpha --keep 5 \\
       --console-log build.log --disk 'command:ssh reg df -PB1 /var/lib/registry' --min-free 20% --min-keep 2 \\
       --stop-cmd 'ssh reg docker stop registry' --start-cmd 'ssh reg docker start registry' \\
@@ -229,11 +229,12 @@ def _print_summary(report: RecoveryReport, stream: TextIO) -> None:
             if report.predicted_reclaim_bytes is not None
             else ""
         )
-        lines.append(f"freed {format_bytes(report.freed_bytes)} measured{predicted}")
+        lines.append(f"{describe_freed(report.freed_bytes)}{predicted}")
     if report.push is not None:
         lines.append(
-            f"push: {'succeeded' if report.push_succeeded else 'FAILED'} after {report.push_attempts} "
-            f"attempt(s)" + (f", {report.push.checked_blobs} blobs verified" if report.push.verified else "")
+            f"push: {'succeeded' if report.push_succeeded else 'FAILED'} "
+            f"after {plural(report.push_attempts, 'attempt')}"
+            + (f", {plural(report.push.checked_blobs or 0, 'blob')} verified" if report.push.verified else "")
         )
     if report.slack is not None:
         lines.append(f"slack: {'sent' if report.slack.delivered else 'NOT sent'} ({report.slack.destination})")

@@ -12,7 +12,7 @@ from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import EXIT_CODES, ExitCode, UsageError
-from pipeline_step.execution.audit import read_audit
+from pipeline_step.execution.audit import newest_audit_log, read_audit
 from pipeline_step.operations.restore import Restorer, select
 from pipeline_step.policy.config import load_configuration
 from pipeline_step.reports.restore import RestoreReport, build_restore_report
@@ -39,7 +39,8 @@ EPILOG = (
     + """
 example:
   registry-prune restore --from ~/.local/state/registry-prune/audit/20240601T120000Z-0123abcd.jsonl \\
-      --tag 3.3.0-alpha.41 --dry-run"""
+      --tag 3.3.0-alpha.41 --dry-run
+  registry-prune restore --latest registry-prune-audit --dry-run   # the newest log in that folder"""
 )
 
 
@@ -52,8 +53,13 @@ def register(commands: Subcommands[Parser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     group = parser.add_argument_group("restore")
-    group.add_argument(
-        "--from", dest="audit_file", type=Path, required=True, metavar="AUDIT_FILE", help="a prune's audit log"
+    source = group.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="audit_file", type=Path, metavar="AUDIT_FILE", help="a prune's audit log")
+    source.add_argument(
+        "--latest",
+        type=Path,
+        metavar="DIR",
+        help="the newest audit log in DIR (e.g. the archived registry-prune-audit/ of a Jenkins build)",
     )
     group.add_argument(
         "--tag", action="append", metavar="TAG", help="restore only the images carrying TAG (repeatable)"
@@ -81,6 +87,10 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Resto
             f"restore puts manifests back through the registry API; {direct_flag} is not supported",
             hint="pass --registry URL, or leave it out to use the registry named in the audit log",
         )
+    if args.latest is not None:
+        args.audit_file = newest_audit_log(args.latest)
+        human_out = sys.stderr if args.json == "-" else sys.stdout
+        print(f"restoring from {args.audit_file}, the newest undo log in {args.latest}", file=human_out, flush=True)
     deletions = list(read_audit(args.audit_file))
     if not deletions:
         raise UsageError(f"{args.audit_file} records no deletions: there is nothing to restore")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
+from pipeline_step.backends.base import CountsPendingGarbage
 from pipeline_step.cli import options, targets
 from pipeline_step.cli.invocation import Invocation
 from pipeline_step.cli.parser import Parser, Subcommands, add_command
 from pipeline_step.cli.runtime import Runtime
 from pipeline_step.errors import UsageError
+from pipeline_step.execution.audit import default_audit_dir
 from pipeline_step.operations.usage import measure_usage
 from pipeline_step.reports.usage import UsageReport, build_usage_report
 from pipeline_step.support.redact import redact
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import format_bytes, plural
 
 REPORT = UsageReport
 
@@ -26,7 +29,10 @@ def register(commands: Subcommands[Parser]) -> None:
         description="Scan every repository of the catalog. Per repository and in total: tags, distinct "
         "manifests, bytes referenced (each blob counted once), and the bytes garbage collection would free "
         "after pruning under the policy (blobs referenced only by manifests the plan deletes, checked "
-        "against every repository). The policy applies to --repo (default: every repository).",
+        "against every repository). The policy applies to --repo (default: every repository). Also the bytes "
+        "already waiting for garbage collection (blobs no manifest references, e.g. after a prune): exact with "
+        "--storage-root; through the API, which lists no blobs, at least what the undo logs in --audit-dir "
+        "recorded as pruned and the registry still stores.",
     )
     options.add_registry_options(parser)
     options.add_policy_options(parser)
@@ -39,6 +45,13 @@ def register(commands: Subcommands[Parser]) -> None:
         action="store_true",
         help="exit 8 while any tag names a schema1 manifest, which registry 3.x cannot read: gate an upgrade on it",
     )
+    parser.add_argument(
+        "--audit-dir",
+        type=Path,
+        metavar="DIR",
+        help="undo logs to find pruned blobs in through the API (default: $REGISTRY_PRUNE_AUDIT_DIR or "
+        "~/.local/state/registry-prune/audit); only read",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -49,8 +62,10 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Usage
     if configuration.settings.registry is not None:
         invocation.registry = configuration.settings.registry.url
     patterns = configuration.settings.repositories or ["**"]
+    undo_logs = configuration.settings.audit_dir or default_audit_dir()
     with targets.open_target(args, configuration, runtime) as target:
         invocation.registry = target.label
+        backend = target.backend
         usage = measure_usage(
             target.backend,
             configuration,
@@ -60,6 +75,11 @@ def run(args: argparse.Namespace, runtime: Runtime, invocation: Invocation[Usage
             upgrade_check=args.upgrade_check,
             progress=runtime.progress(args),
             stop=runtime.stop,
+            pending=(
+                (lambda live: backend.pending_garbage(live, undo_logs=undo_logs))
+                if isinstance(backend, CountsPendingGarbage)
+                else None
+            ),
         )
     report = build_usage_report(usage, registry=target.label, started=invocation.started)
 
@@ -88,7 +108,7 @@ def print_usage(report: UsageReport, top: int | None, stream: TextIO = sys.stdou
         )
     table.append(
         (
-            f"TOTAL ({len(rows)} repositor{'y' if len(rows) == 1 else 'ies'})",
+            f"TOTAL ({plural(len(rows), 'repository', 'repositories')})",
             str(report.tags),
             str(report.manifests),
             format_bytes(report.referenced_bytes),
@@ -103,7 +123,18 @@ def print_usage(report: UsageReport, top: int | None, stream: TextIO = sys.stdou
         cells = [line[0].ljust(widths[0]), *(cell.rjust(widths[i + 1]) for i, cell in enumerate(line[1:]))]
         stream.write(redact("  ".join(cells).rstrip()) + "\n")
     if top and len(rows) > top:
-        stream.write(f"({len(rows) - top} more repositories not shown; the total covers all of them)\n")
+        hidden = plural(len(rows) - top, "more repository", "more repositories")
+        stream.write(f"({hidden} not shown; the total covers all of them)\n")
+    waiting = report.waiting_for_gc
+    if waiting is not None:
+        bound = "" if waiting.exact else "at least "
+        stream.write(
+            f"Already waiting for garbage collection: {bound}{format_bytes(waiting.bytes)} in "
+            f"{plural(waiting.blobs, 'blob')} no manifest references (from {waiting.source}); the next GC frees "
+            "them, on top of RECLAIMABLE.\n"
+        )
+        if not waiting.exact:
+            stream.write("The registry API lists no blobs; --storage-root DIR counts every one.\n")
     stream.write(
         "Each blob is counted once in the total, so it can be less than the sum of the rows "
         "when repositories share layers.\n"

@@ -186,26 +186,46 @@ def read_audit(path: Path) -> Iterator[AuditedDeletion]:
         )
 
 
+def registry_deletions(directory: Path, registry: str, *, files: int = 200) -> Iterator[AuditedDeletion]:
+    """Every undo record for ``registry`` in the newest ``files`` logs of ``directory``, oldest first."""
+    try:
+        logs = sorted(directory.glob("*.jsonl"))[-files:]
+    except OSError:
+        return
+    for path in logs:
+        try:
+            deletions = list(read_audit(path))
+        except UsageError as exc:
+            log.warning("skipping audit log %s: %s", path, exc)
+            continue
+        yield from (deletion for deletion in deletions if deletion.registry == registry)
+
+
 def latest_intents(directory: Path, registry: str, *, files: int = 20) -> dict[tuple[str, str], AuditedDeletion]:
     """(repository, tag) -> the newest undo record naming that tag, over the newest ``files`` logs
     written for ``registry``; a record naming no tag (the child of a deleted index) is keyed by
     (repository, digest), which no tag can be. A rerun uses it to finish a deletion its predecessor
     was killed in. The newest 20 logs: every API run reads them, and a rerun follows its crash soon."""
     found: dict[tuple[str, str], AuditedDeletion] = {}
-    try:
-        logs = sorted(directory.glob("*.jsonl"))[-files:]
-    except OSError:
-        return found
-    for path in logs:  # oldest first, so newer records win
-        try:
-            deletions = list(read_audit(path))
-        except UsageError as exc:
-            log.warning("skipping audit log %s: %s", path, exc)
-            continue
-        for deletion in deletions:
-            if deletion.registry == registry:
-                for tag in deletion.tags:
-                    found[(deletion.repository, tag)] = deletion
-                if not deletion.tags:
-                    found[(deletion.repository, deletion.digest)] = deletion
+    for deletion in registry_deletions(directory, registry, files=files):  # oldest first: newer records win
+        for tag in deletion.tags:
+            found[(deletion.repository, tag)] = deletion
+        if not deletion.tags:
+            found[(deletion.repository, deletion.digest)] = deletion
     return found
+
+
+def newest_audit_log(directory: Path) -> Path:
+    """The newest undo log in ``directory``: names start with their UTC time, so the last name in
+    order is the newest (an archived copy keeps its name, not its mtime)."""
+    try:
+        logs = sorted(path for path in directory.glob("*.jsonl") if path.is_file())
+    except OSError as exc:
+        raise UsageError(f"cannot read the audit directory {directory}: {exc.strerror}") from None
+    if not directory.is_dir():
+        raise UsageError(f"--latest {directory}: no such directory", hint="pass the folder holding the undo logs")
+    if not logs:
+        raise UsageError(
+            f"--latest {directory}: no undo log (*.jsonl) in it", hint="a dry run writes none; pass --from FILE"
+        )
+    return logs[-1]

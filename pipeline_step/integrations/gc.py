@@ -32,8 +32,11 @@ from pipeline_step.integrations.disk import DiskProbe, DiskUsage
 from pipeline_step.integrations.shell import CommandResult, run_command
 
 _SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
-# GC prints a line per marked blob and per deleted blob: millions on a big registry. Keep them out of the console.
-_CHATTER = re.compile(r": marking (manifest|blob) |^(blob|manifest) eligible for deletion: |^\S+$")
+# GC prints a line per marked blob and per deleted blob (the sweep's logged "Deleting blob: ..."): millions
+# on a big registry. Keep them out of the console.
+_CHATTER = re.compile(
+    r": marking (manifest|blob) |^(blob|manifest) eligible for deletion: |^\S+$|msg=\"Deleting (blob|manifest): "
+)
 DELETE_UNTAGGED_WARNING = (
     "--delete-untagged on distribution 2.8 also deletes the untagged children of tagged manifest lists "
     "and OCI indexes, breaking multi-arch images; this registry has indexes"

@@ -30,9 +30,10 @@ from slack_sdk.webhook import WebhookClient
 
 from pipeline_step.errors import UsageError
 from pipeline_step.support.redact import MASK, redact, register_secret
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import describe_freed, format_bytes, plural
 
 log = logging.getLogger(__name__)
+UNDO_CLOSED_FIELD = "*Garbage collection*\nran; the undo window is closed (restore: only images whose blobs are shared)"
 _sdk_log = logging.getLogger(f"{__name__}.sdk")
 _sdk_log.setLevel(logging.CRITICAL + 1)
 
@@ -92,7 +93,7 @@ class RecoverySummary:
     push_succeeded: bool | None = None
     push_attempts: int = 0
     dry_run: bool = False
-    gc_ran: bool = False  # so deleted tags can no longer be restored
+    gc_ran: bool = False  # so the undo window is closed
     build: BuildContext = field(default_factory=BuildContext)
     error: str | None = None
 
@@ -148,7 +149,9 @@ def _push_line(summary: RecoverySummary) -> str:
 def _bytes_line(summary: RecoverySummary) -> str | None:
     parts = []
     if summary.bytes_freed is not None:
-        parts.append(f"{format_bytes(summary.bytes_freed)} measured")
+        freed = summary.bytes_freed
+        # A drop in free space is no saving: say so, and why (the disk is shared).
+        parts.append(f"{format_bytes(freed)} measured" if freed >= 0 else f"none: {describe_freed(freed)}")
     if summary.bytes_predicted is not None:
         parts.append(f"{format_bytes(summary.bytes_predicted)} predicted")
     return ", ".join(parts) or None
@@ -191,7 +194,7 @@ def build_message(summary: RecoverySummary) -> SlackMessage:
     if freed:
         fields.append(f"*Space freed*\n{freed}")
     if summary.gc_ran:
-        fields.append("*Garbage collection*\nran; deleted tags can no longer be restored")
+        fields.append(UNDO_CLOSED_FIELD)
     blocks.append({"type": "section", "fields": [_mrkdwn(text, FIELD_LIMIT) for text in fields[:10]]})
     if summary.deleted_tags or not summary.dry_run:
         blocks.append(_section(_tags_text(summary.deleted_tags, dry_run=summary.dry_run)))
@@ -201,7 +204,7 @@ def build_message(summary: RecoverySummary) -> SlackMessage:
     blocks = blocks[:BLOCK_LIMIT]
 
     text = f"{'OK' if summary.success else 'FAILED'}: {summary.outcome}{dry}"
-    details = [build.label, summary.registry, f"{len(summary.deleted_tags)} tags deleted", f"push {push}"]
+    details = [build.label, summary.registry, f"{plural(len(summary.deleted_tags), 'tag')} deleted", f"push {push}"]
     if freed:
         details.append(f"freed {freed}")
     if summary.error:

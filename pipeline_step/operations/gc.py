@@ -14,9 +14,12 @@ from pipeline_step.errors import ExitCode
 from pipeline_step.integrations.disk import DiskProbe
 from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc
 from pipeline_step.operations.outcome import Outcome
-from pipeline_step.support.units import format_bytes
+from pipeline_step.support.units import describe_freed, format_bytes, plural
 
-UNDO_CLOSED = "garbage collection closes the undo window: `restore` can no longer bring pruned tags back"
+UNDO_CLOSED = (
+    "garbage collection closes the undo window: `restore` now brings back only the pruned images whose "
+    "blobs another repository still shares, names every other one and exits 5"
+)
 
 
 @dataclass
@@ -29,12 +32,14 @@ class GcRun:
         result = self.result
         summary = result.summary
         counted = (
-            f": {summary.blobs_eligible} blobs and {summary.manifests_eligible} manifests deleted" if summary else ""
+            f": {plural(summary.blobs_eligible, 'blob')} and {plural(summary.manifests_eligible, 'manifest')} deleted"
+            if summary
+            else ""
         )
         freed = ""
         if result.freed_bytes is not None:
             versus = f" (predicted {format_bytes(self.predicted_bytes)})" if self.predicted_bytes is not None else ""
-            freed = f"; freed {format_bytes(result.freed_bytes)} measured{versus}"
+            freed = f"; {describe_freed(result.freed_bytes)}{versus}"
         if result.interrupted and result.error is None:
             ran = "garbage collection ran to its end" if summary else "garbage collection did not start"
             restarted = "; the registry was restarted" if result.restarted else ""

@@ -167,7 +167,7 @@ class Recovery:
             why = push.gave_up or (
                 f"image verification failed: {'; '.join(push.verify.problems[:3])}"
                 if push.verify is not None and not push.verify.ok
-                else f"{len(push.attempts)} attempts failed"
+                else f"{plural(len(push.attempts), 'attempt')} failed"
             )
             errors = (gc_error,) if gc_error is not None else ()
             return Outcome(
@@ -263,8 +263,8 @@ class Recoverer:
                 self._push(recovery)
             if recovery.gc_ran:
                 recovery.notes.append(
-                    "garbage collection ran, which closes the undo window: "
-                    "`restore` can no longer bring the pruned tags back"
+                    "garbage collection ran, which closes the undo window: `restore` now brings back only the "
+                    "pruned images whose blobs another repository still shares, names every other one and exits 5"
                 )
             if recovery.push is not None and recovery.push.succeeded and recovery.gc_error is not None:
                 recovery.notes.append(f"garbage collection failed, but the push went through: {recovery.gc_error}")
@@ -333,7 +333,7 @@ class Recoverer:
             predicted = format_bytes(plan.reclaim.bytes) if plan.reclaim else "unknown"
             keep_text = f"keep capped at {cap}" if cap is not None else "keep as configured"
             self.echo(
-                f"round {len(recovery.rounds)} ({keep_text}): {steps} manifests to delete, "
+                f"round {len(recovery.rounds)} ({keep_text}): {plural(steps, 'manifest')} to delete, "
                 f"predicted to free {predicted}"
             )
             if settings.dry_run:
@@ -347,7 +347,7 @@ class Recoverer:
                 )
                 round_.execution = executor.run(plan.pairs())
                 deleted = len(round_.execution.by_status(Status.DELETED))
-                self.echo(f"deleted {deleted} manifests ({len(round_.deleted_tags)} tags)")
+                self.echo(f"deleted {plural(deleted, 'manifest')} ({plural(len(round_.deleted_tags), 'tag')})")
                 if round_.execution.fatal is not None:
                     raise round_.execution.fatal
                 if round_.execution.interrupted:
@@ -413,8 +413,8 @@ class Recoverer:
         )
         if result.summary is not None:
             self.echo(
-                f"gc: {result.summary.blobs_eligible} blobs and {result.summary.manifests_eligible} "
-                "manifests deleted; the undo window is now closed"
+                f"gc: {plural(result.summary.blobs_eligible, 'blob')} and "
+                f"{plural(result.summary.manifests_eligible, 'manifest')} deleted; the undo window is now closed"
             )
         return result
 
@@ -445,4 +445,4 @@ class Recoverer:
             verify = verify_replicas(clients, settings.image) if again.succeeded else verify
         recovery.push.verify = verify
         state = "is whole" if verify.ok else "is BROKEN: " + "; ".join(verify.problems[:3])
-        self.echo(f"verify: {settings.image} {state} ({verify.checked_blobs} blobs read back)")
+        self.echo(f"verify: {settings.image} {state} ({plural(verify.checked_blobs, 'blob')} read back)")

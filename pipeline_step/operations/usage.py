@@ -16,13 +16,19 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pipeline_step.errors import ExitCode
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.planning.build import InventorySource, Plan, build_plan, select_repositories
 from pipeline_step.planning.inventory import RepositoryInventory
-from pipeline_step.planning.reclaim import ReclaimEstimate, check_stop, reclaimable_blobs, referenced
+from pipeline_step.planning.reclaim import (
+    PendingGarbage,
+    ReclaimEstimate,
+    check_stop,
+    reclaimable_blobs,
+    referenced,
+)
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.model import Manifest
 from pipeline_step.support.progress import ProgressFactory, null_progress
@@ -63,14 +69,19 @@ class Usage:
     reclaimable_blobs: int = 0
     schema1: list[Schema1Tag] = field(default_factory=list)
     upgrade_check: bool = False  # schema1 manifests make the outcome "blocked" (exit 8)
+    waiting_for_gc: PendingGarbage | None = None  # already unreferenced, freed by the next GC
     plan: Plan | None = None
 
     def outcome(self) -> Outcome:
         count = len(self.repositories)
+        waiting = ""
+        if self.waiting_for_gc is not None:
+            at_least = "" if self.waiting_for_gc.exact else "at least "
+            waiting = f"; {at_least}{format_bytes(self.waiting_for_gc.bytes)} already waiting for garbage collection"
         message = (
             f"{plural(count, 'repository', 'repositories')}, {plural(self.tags, 'tag')}, "
-            f"{format_bytes(self.referenced_bytes)} referenced; pruning under the policy would reclaim "
-            f"{format_bytes(self.reclaimable_bytes)}"
+            f"{format_bytes(self.referenced_bytes)} referenced{waiting}; pruning under the policy would reclaim "
+            f"{format_bytes(self.reclaimable_bytes)} more"
         )
         if self.schema1:
             where = sorted({entry.repository for entry in self.schema1})
@@ -103,8 +114,11 @@ def measure_usage(
     now: datetime | None = None,
     progress: ProgressFactory = null_progress,
     stop: threading.Event | None = None,
+    pending: Callable[[set[str]], PendingGarbage] | None = None,
 ) -> Usage:
-    """Scan the whole catalog; plan the repositories ``patterns`` select; attribute the reclaim."""
+    """Scan the whole catalog; plan the repositories ``patterns`` select; attribute the reclaim.
+    ``pending`` counts the blobs outside the set of every digest still referenced: what already
+    waits for GC, before any prune."""
     now = now or datetime.now(timezone.utc)
     selected = select_repositories(source, patterns)
     others: list[RepositoryInventory] = []
@@ -154,4 +168,6 @@ def measure_usage(
     usage.referenced_bytes = sum(everything.values())
     usage.reclaimable_bytes = plan.reclaim.bytes
     usage.reclaimable_blobs = plan.reclaim.blobs
+    if pending is not None:
+        usage.waiting_for_gc = pending(set(everything))  # every manifest and blob still referenced
     return usage

@@ -32,6 +32,17 @@ class ReclaimEstimate:
     catalog_wide: bool = False  # every repository of the catalog was scanned
 
 
+@dataclass(frozen=True, slots=True)
+class PendingGarbage:
+    """Bytes already waiting for garbage collection: blobs that no manifest references any more
+    (a prune deleted their manifests, or an upload was abandoned), on disk until GC runs."""
+
+    bytes: int
+    blobs: int
+    exact: bool  # the blob store itself was listed; else a lower bound from the undo logs
+    source: str  # where the figure comes from, in the operator's words
+
+
 def referenced(manifest: Manifest) -> Iterator[tuple[str, int]]:
     """(digest, size) of the manifest's own blob and every blob it references directly."""
     yield manifest.digest, manifest.size

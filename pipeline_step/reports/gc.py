@@ -47,7 +47,14 @@ def gc_section(result: GcResult) -> GcSection:
     )
 
 
+class SlackDelivery(BaseModel):
+    delivered: bool
+    destination: str
+    warning: str | None = None
+
+
 class GcReport(Report):
     command: Literal["gc"] = "gc"
     predicted_reclaim_bytes: int | None = None
     gc: GcSection | None = None
+    slack: SlackDelivery | None = None

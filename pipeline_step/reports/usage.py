@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from pipeline_step.operations.usage import RepositoryUsage, Schema1Tag, Usage
+from pipeline_step.planning.reclaim import PendingGarbage
 from pipeline_step.reports.envelope import Report
 
 
@@ -21,6 +22,7 @@ class UsageReport(Report):
     referenced_bytes: int = 0  # each blob once across the whole registry
     reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
     reclaimable_blobs: int = 0
+    waiting_for_gc: PendingGarbage | None = None  # unreferenced blobs the next GC frees, before any prune
     exact: bool = False  # True in direct mode, where untagged revisions are seen too
     # Tags naming schema1 manifests: registry 3.x cannot read them, and its garbage collection stops at one.
     schema1: list[Schema1Tag] = Field(default_factory=list)
@@ -42,6 +44,7 @@ def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> Usa
         referenced_bytes=usage.referenced_bytes,
         reclaimable_bytes=usage.reclaimable_bytes,
         reclaimable_blobs=usage.reclaimable_blobs,
+        waiting_for_gc=usage.waiting_for_gc,
         exact=usage.exact,
         schema1=usage.schema1,
     )

@@ -77,6 +77,17 @@ def format_bytes(size: int | float) -> str:
     raise AssertionError("unreachable")
 
 
+SHARED_DISK = "the disk is shared, and other writes (pushes, logs, other services) outweighed what was freed"
+
+
+def describe_freed(freed: int) -> str:
+    """``freed 12.0 MiB measured``. Free space measured before and after also moves with everyone
+    else's writes, so a drop is said as a drop, with that reason, never as a negative saving."""
+    if freed >= 0:
+        return f"freed {format_bytes(freed)} measured"
+    return f"free space fell by {format_bytes(-freed)} meanwhile: {SHARED_DISK}"
+
+
 @dataclass(frozen=True, slots=True)
 class FreeSpaceThreshold:
     """``--min-free``: either a fraction of the filesystem or an absolute size."""

@@ -20,7 +20,9 @@ String rendered(Object value) {
   return value instanceof List ? '[]' : value.toString()
 }
 
-for (String name in ['registryRecover', 'registryPrune']) {
+final List STEPS = ['registryRecover', 'registryPrune', 'registryGc', 'registryRestore']
+
+for (String name in STEPS) {
   String step = name
   test("${step}.txt documents every parameter with its default") {
     Map defaults = new Harness().step(step).defaults()
@@ -45,7 +47,7 @@ for (String name in ['registryRecover', 'registryPrune']) {
 }
 
 test('the example in each help file calls the step with parameters it accepts') {
-  for (String step in ['registryRecover', 'registryPrune']) {
+  for (String step in STEPS) {
     String help = new File(root, "vars/${step}.txt").text
     String call = (help =~ /(?s)${step}\((.*?)\n\s*\)/)[0][1]
     List<String> used = (call =~ /(?m)^\s*(\w+):/).collect { it[1] }

@@ -74,5 +74,44 @@ test('the example passes only parameters the steps accept, and the manual job ru
   h.run('registryPrune', pruneArgs)
   String command = h.shScripts().find { it.contains(' prune ') }.readLines()[1]
   assert command.endsWith(" prune --registry https://registry.example.com:5000 --repo 'team/*' " +
-    "--match '-(alpha|beta|rc)\\.' --keep 10 --older-than 14d --json registry-prune-report.json --dry-run")
+    "--match '-(alpha|beta|rc)\\.' --keep 10 --older-than 14d --audit-dir registry-prune-audit --json registry-prune-report.json --dry-run")
+}
+
+test('part 2: the nightly run prunes, then collects garbage behind the read-only guard and reports to Slack') {
+  DslNode maintenance = PipelineDsl.run(JENKINSFILE, defaultParams(), true).root.children[1]
+  assert maintenance.child('stages').children*.args == [['Prune'], ['Garbage collection']]
+  Map gc = maintenance.all('registryGc')[0].named
+  assert gc.readonlyCommand.contains('REGISTRY_STORAGE_MAINTENANCE_READONLY')
+  assert gc.gcCommand.contains('docker exec registry-ro registry garbage-collect')
+  assert gc.restartCommand.contains('docker start registry')
+  assert gc.predictedFrom == maintenance.all('registryPrune')[0].named.get('reportFile', 'registry-prune-report.json')
+  assert gc.slackWebhookCredentialsId == 'slack-webhook'
+  assert (gc.keySet() - new Harness().step('registryGc').defaults().keySet()).isEmpty()
+  // GC runs only after a real prune: a dry run from the UI skips the stage.
+  Closure gcRuns = { Map params, boolean timer ->
+    DslNode stage = PipelineDsl.run(JENKINSFILE, params, timer).root.children[1].all('stage').find { it.args == ['Garbage collection'] }
+    DslNode expression = stage.child('when').child('expression')
+    return expression
+  }
+  assert gcRuns(defaultParams(), true) != null
+}
+
+test('part 3: the restore job copies the archived undo log and restores its newest log, a dry run by default') {
+  DslNode restore = PipelineDsl.run(JENKINSFILE, [PRUNE_BUILD: '17', TAGS: '', DRY_RUN: true]).root.children[2]
+  assert restore.child('parameters').children*.named*.name == ['PRUNE_BUILD', 'TAGS', 'DRY_RUN']
+  assert restore.child('parameters').children[2].named.defaultValue == true
+  Map copy = restore.all('copyArtifacts')[0].named
+  assert copy.projectName == 'registry-maintenance' && copy.filter == 'registry-prune-audit/*.jsonl'
+  Map args = restore.all('registryRestore')[0].named
+  assert args.auditDir == "${copy.target}/registry-prune-audit"
+  assert args.dryRun == true
+  assert (args.keySet() - new Harness().step('registryRestore').defaults().keySet()).isEmpty()
+  def h = new Harness()
+  h.env.REGISTRY_URL = restore.child('environment').assignments.REGISTRY_URL
+  h.run('registryRestore', args + [toolImage: null])
+  assert h.shScripts()[1].readLines()[1] == 'registry-prune restore --registry https://registry.example.com:5000 ' +
+    '--latest undo/registry-prune-audit --json registry-prune-restore.json --dry-run'
+  Map unticked = PipelineDsl.run(JENKINSFILE, [PRUNE_BUILD: '17', TAGS: 'a, b', DRY_RUN: false]).root.children[2]
+    .all('registryRestore')[0].named
+  assert unticked.dryRun == false && unticked.tag == 'a, b'
 }

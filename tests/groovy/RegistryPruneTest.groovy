@@ -1,6 +1,6 @@
 // vars/registryPrune.groovy with the Jenkins steps stubbed.
 
-final String TOOL = '/var/jenkins/workspace/app/.registry-prune-venv/bin/registry-prune'
+final String TOOL = 'registry-prune'
 
 List<String> pruneScripts(Harness h) {
   return h.shScripts().findAll { it.contains(' prune ') }
@@ -18,7 +18,7 @@ test('acceptance: registryPrune(repository: team/app) is a dry run') {
   h.exitWith([' prune ': 0], [summary: [deleted: 7]])
   h.run('registryPrune', [repository: 'team/app'])
   assert pruneScripts(h) == ['rm -f registry-prune-report.json\n' +
-    "${TOOL} prune --registry http://127.0.0.1:5000 --repo team/app --json registry-prune-report.json --dry-run"]
+    "${TOOL} prune --registry http://127.0.0.1:5000 --repo team/app --audit-dir registry-prune-audit --json registry-prune-report.json --dry-run"]
   assert h.callsTo('echo')*.args.contains('registryPrune: dry run, nothing is deleted (pass dryRun: false to delete)')
   assert h.currentBuild.description == 'registry-prune (dry run): would delete 7 tag(s)'
 }
@@ -29,7 +29,7 @@ test('acceptance: dryRun: false deletes') {
   h.run('registryPrune', [repository: 'team/app', dryRun: false])
   assert pruneScripts(h).size() == 1
   assert !pruneScripts(h)[0].contains('--dry-run')
-  assert pruneScripts(h)[0].endsWith(' prune --registry http://127.0.0.1:5000 --repo team/app --json registry-prune-report.json')
+  assert pruneScripts(h)[0].endsWith(' prune --registry http://127.0.0.1:5000 --repo team/app --audit-dir registry-prune-audit --json registry-prune-report.json')
   assert h.currentBuild.description == 'registry-prune: deleted 7 tag(s)'
 }
 
@@ -47,7 +47,7 @@ test('the manual job: UI string parameters, blank ones ignored, boolean DRY_RUN'
   h.run('registryPrune', [repository: h.params.REPOSITORY, match: h.params.MATCH, keep: h.params.KEEP,
                           olderThan: h.params.OLDER_THAN, dryRun: h.params.DRY_RUN])
   assert pruneScripts(h)[0].readLines()[1] == "${TOOL} prune --registry http://127.0.0.1:5000 --repo team/app " +
-    "--repo team/web --match '-alpha\\.' --keep 20 --json registry-prune-report.json"
+    "--repo team/web --match '-alpha\\.' --keep 20 --audit-dir registry-prune-audit --json registry-prune-report.json"
 }
 
 test('locking is on by default, under the same resource as registryRecover') {

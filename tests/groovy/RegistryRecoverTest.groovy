@@ -34,9 +34,9 @@ test('acceptance: one recover command, exactly this one, secrets only in the env
   assert scripts.size() == 1
   assert h.shScripts().count { it.contains('registry-prune recover') } == 1
   assert scripts[0] == 'rm -f registry-prune-report.json\n' +
-    "${VENV}/bin/registry-prune recover --registry http://127.0.0.1:5000 --repo team/app " +
+    'registry-prune recover --registry http://127.0.0.1:5000 --repo team/app ' +
     "--push-cmd 'docker push reg/team/app:1.0.0-alpha.3' --console-log registry-prune-console.log " +
-    '--json registry-prune-report.json'
+    '--audit-dir registry-prune-audit --json registry-prune-report.json'
   h.assertNoSecretLeaked()
 
   Map recoverCall = h.callsTo('sh').find { it.args.script.contains(' recover ') }
@@ -64,22 +64,113 @@ test('acceptance: one recover command, exactly this one, secrets only in the env
   assert h.callsTo('error').isEmpty() && h.callsTo('unstable').isEmpty()
 }
 
-test('the tool is installed first, outside the lock and without credentials') {
+test('no install settings: the tool on the PATH is checked first, outside the lock, and run') {
   def h = new Harness()
   h.run('registryRecover', ACCEPTANCE)
+  Map check = h.callsTo('sh')[0]
+  assert check.args == [script: 'command -v registry-prune >/dev/null 2>&1', returnStatus: true]
+  assert check.context == []
+  assert h.shScripts().size() == 2
+  assert h.shScripts()[1].readLines()[1].startsWith('registry-prune recover --registry http://127.0.0.1:5000 ')
+}
+
+test('acceptance: without the tool and without install settings, one line says which of the three ways to choose') {
+  def h = new Harness()
+  // The agent's real sh, with a PATH that has no registry-prune, as on a fresh machine.
+  h.onSh = { String script, Harness hh ->
+    Process p = ['/bin/sh', '-c', script].execute(['PATH=/usr/bin:/bin'], null)
+    p.waitForProcessOutput(new StringBuilder(), new StringBuilder())
+    return p.exitValue()
+  }
+  String message = h.runExpectingError('registryRecover', ACCEPTANCE)
+  assert message == "registry-prune: registry-prune is not on this agent's PATH; choose one: install it on the " +
+    "agent (or give executable: '/path/to/registry-prune'), installSpec: a wheel, a git URL or NAME==VERSION from " +
+    "your own pipIndexUrl, or toolImage: 'registry-prune:TAG' to run it with docker (docs/jenkins.md, Installing)"
+  assert !message.contains('\n')
+  assert h.shScripts() == ['command -v registry-prune >/dev/null 2>&1']
+  assert h.currentBuild.currentResult == 'FAILURE'
+}
+
+test('installSpec: installed into the workspace venv first, outside the lock and without credentials') {
+  def h = new Harness()
+  h.run('registryRecover', ACCEPTANCE + [installSpec: '/srv/wheels/registry_prune-0.1.0-py3-none-any.whl'])
   Map install = h.callsTo('sh')[0]
   assert install.args.script == "python3 -m venv ${VENV} && ${VENV}/bin/pip install --quiet " +
-    "--disable-pip-version-check registry-prune==0.1.0 && ${VENV}/bin/registry-prune --version"
+    "--disable-pip-version-check /srv/wheels/registry_prune-0.1.0-py3-none-any.whl && ${VENV}/bin/registry-prune --version"
   assert install.args.returnStatus == true
   assert install.context == []
   assert h.callsTo('sh').size() == 2
+  assert h.shScripts()[1].readLines()[1].startsWith("${VENV}/bin/registry-prune recover ")
 }
 
-test('install: false runs registry-prune from PATH: one sh in all') {
+test('installSpec: a bare package name needs the team\'s own index, never the public one') {
+  for (String spec in ['registry-prune==0.1.0', 'registry-prune', 'registry_prune[x] >=0.1']) {
+    def h = new Harness()
+    String message = h.runExpectingError('registryRecover', ACCEPTANCE + [installSpec: spec])
+    assert message.startsWith("registry-prune: installSpec ${spec} is a package name")
+    assert h.callsTo('sh').isEmpty()
+  }
   def h = new Harness()
-  h.run('registryRecover', ACCEPTANCE + [install: false])
-  assert h.shScripts().size() == 1
-  assert h.shScripts()[0].readLines()[1].startsWith('registry-prune recover --registry http://127.0.0.1:5000 ')
+  h.run('registryRecover', ACCEPTANCE + [installSpec: 'registry-prune==0.1.0', pipIndexUrl: 'https://pypi.corp/simple'])
+  assert h.shScripts()[0].contains(' --index-url https://pypi.corp/simple registry-prune==0.1.0 && ')
+  for (String spec in ['git+https://git.corp/registry-prune.git@0f3c2a1', './dist/registry_prune-0.1.0-py3-none-any.whl',
+                       'https://files.corp/registry_prune-0.1.0-py3-none-any.whl']) {
+    h = new Harness()
+    h.run('registryRecover', ACCEPTANCE + [installSpec: spec])
+    assert h.shScripts()[0].contains(" --disable-pip-version-check ${spec} && ")
+  }
+}
+
+test('toolImage: the exact docker run, secrets passed by name only, and the report and undo log archived') {
+  def h = new Harness()
+  Map report = RECOVERED + [audit_log: 'registry-prune-audit/20260101T000000Z-abc.jsonl']
+  h.exitWith([' recover ': 0], report)
+  h.run('registryRecover', ACCEPTANCE + [toolImage: 'registry-prune:0.1.0'])
+  assert h.shScripts()[0] == 'command -v docker >/dev/null 2>&1'
+  String run = recoverScripts(h)[0].readLines()[1]
+  assert run == 'mkdir -p /tmp/registry-prune-locks && docker run --rm --network host --user "$(id -u):$(id -g)" ' +
+    '-v "$PWD:$PWD" -w "$PWD" -v /tmp/registry-prune-locks:/tmp/registry-prune-locks ' +
+    '-e REGISTRY_PRUNE_LOCK_DIR=/tmp/registry-prune-locks ${SSH_AUTH_SOCK:+-v "$SSH_AUTH_SOCK:$SSH_AUTH_SOCK" -e SSH_AUTH_SOCK} ' +
+    '-e REGISTRY_USERNAME -e REGISTRY_PASSWORD -e SLACK_WEBHOOK_URL -e BUILD_URL -e JOB_NAME -e BUILD_NUMBER ' +
+    'registry-prune:0.1.0 recover --registry http://127.0.0.1:5000 --repo team/app ' +
+    "--push-cmd 'docker push reg/team/app:1.0.0-alpha.3' --console-log registry-prune-console.log " +
+    '--audit-dir registry-prune-audit --json registry-prune-report.json'
+  h.assertNoSecretLeaked()
+  Map call = h.callsTo('sh').find { it.args.script.contains(' recover ') }
+  assert call.context[1] == 'withCredentials:REGISTRY_PASSWORD,REGISTRY_USERNAME,SLACK_WEBHOOK_URL'
+  // What sh makes of it: the secrets' names, never their values.
+  List<String> words = argv(run.split(' && ', 2)[1].replace('$(id -u):$(id -g)', '0:0').replace('${SSH_AUTH_SOCK:+-v "$SSH_AUTH_SOCK:$SSH_AUTH_SOCK" -e SSH_AUTH_SOCK}', ''))
+  assert words.findAll { it.startsWith('REGISTRY_PASSWORD') } == ['REGISTRY_PASSWORD']
+  assert h.callsTo('archiveArtifacts')*.args == [[artifacts: 'registry-prune-report.json,' +
+    'registry-prune-audit/20260101T000000Z-abc.jsonl', allowEmptyArchive: true]]
+}
+
+test('toolImage: dockerArgs are added, quoted, before the image; without docker the step says so; not with installSpec') {
+  def h = new Harness()
+  h.run('registryRecover', ACCEPTANCE + [toolImage: 'reg/tools/registry-prune:0.1.0',
+                                        dockerArgs: ['-v', '/var/run/docker.sock:/var/run/docker.sock', '--add-host', 'a b']])
+  assert recoverScripts(h)[0].contains(" -e BUILD_NUMBER -v /var/run/docker.sock:/var/run/docker.sock --add-host 'a b' " +
+    'reg/tools/registry-prune:0.1.0 recover ')
+  h = new Harness()
+  h.exitWith(['command -v docker': 1])
+  assert h.runExpectingError('registryRecover', ACCEPTANCE + [toolImage: 'registry-prune:0.1.0']) ==
+    'registry-prune: toolImage registry-prune:0.1.0 needs the docker CLI on this agent, and it is not on the PATH'
+  h = new Harness()
+  assert h.runExpectingError('registryRecover', ACCEPTANCE + [toolImage: 'x', installSpec: './x.whl']) ==
+    'registry-prune: give toolImage or installSpec, not both'
+  assert h.callsTo('sh').isEmpty()
+}
+
+test('the undo log named by the report is archived with it, as a workspace path') {
+  def h = new Harness()
+  h.exitWith([' recover ': 0], RECOVERED + [audit_log: '/var/jenkins/workspace/app/registry-prune-audit/x.jsonl'])
+  h.run('registryRecover', ACCEPTANCE)
+  assert h.callsTo('archiveArtifacts')*.args == [[artifacts: 'registry-prune-report.json,registry-prune-audit/x.jsonl',
+                                                 allowEmptyArchive: true]]
+  h = new Harness()
+  h.exitWith([' recover ': 0], RECOVERED + [audit_log: '/home/elsewhere/x.jsonl'])
+  h.run('registryRecover', ACCEPTANCE)
+  assert h.callsTo('archiveArtifacts')*.args == [[artifacts: 'registry-prune-report.json', allowEmptyArchive: true]]
 }
 
 test('exit codes map onto build results') {
@@ -234,7 +325,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
     restartCommand: 'ssh reg docker restart registry', readonlyCommand: 'ssh reg enable-readonly',
     stopCommand: 'ssh reg docker stop registry', startCommand: 'ssh reg docker start registry', allowLiveGc: true,
     disk: 'command:ssh reg df -PB1 /var/lib/registry', minFree: '10%', reportFile: 'out/report.json', dryRun: true, force: true,
-    install: false,
+    auditDir: 'undo logs',
   ])
   List<String> lines = recoverScripts(h)[0].readLines()
   assert lines[0] == 'rm -f out/report.json'
@@ -246,7 +337,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
     '--readonly-cmd', 'ssh reg enable-readonly', '--restart-cmd', 'ssh reg docker restart registry',
     '--stop-cmd', 'ssh reg docker stop registry', '--start-cmd', 'ssh reg docker start registry', '--allow-live-gc',
     '--disk', 'command:ssh reg df -PB1 /var/lib/registry', '--min-free', '10%', '--console-log', 'registry-prune-console.log',
-    '--json', 'out/report.json', '--slack-channel', '#ci alerts', '--dry-run', '--force',
+    '--audit-dir', 'undo logs', '--json', 'out/report.json', '--slack-channel', '#ci alerts', '--dry-run', '--force',
   ]
   assert h.callsTo('lock')*.args == [[resource: 'registry-prune-https://reg.example:5000']]
   assert h.callsTo('withCredentials')[0].args == [[kind: 'string', credentialsId: 'bot', variable: 'SLACK_BOT_TOKEN']]
@@ -256,7 +347,7 @@ test('every knob reaches the CLI, and awkward values survive sh word splitting')
 
 test('image is shell-quoted inside the push command') {
   def h = new Harness()
-  h.run('registryRecover', ACCEPTANCE + [image: 'reg/app:$(id)', install: false])
+  h.run('registryRecover', ACCEPTANCE + [image: 'reg/app:$(id)'])
   assert argv(recoverScripts(h)[0].readLines()[1])[7] == "docker push 'reg/app:\$(id)'"
 }
 
@@ -286,14 +377,17 @@ test('bad configurations stop before anything runs') {
   }
 }
 
-test('writes the install command it builds, for the end-to-end install test') {
+test('writes the install command it builds for the locally built wheel, for the end-to-end install test') {
   if (outDir == null) {
     return
   }
   File workspace = new File(outDir, 'workspace')
   def h = new Harness()
   h.env.WORKSPACE = workspace.path
-  h.run('registryRecover', ACCEPTANCE + [installSpec: root.path])
+  def version = new File(root, 'pipeline_step/__init__.py').text =~ /(?m)^__version__ = "([^"]+)"/
+  assert version.find()
+  String wheel = new File(outDir, "dist/registry_prune-${version.group(1)}-py3-none-any.whl").path
+  h.run('registryRecover', ACCEPTANCE + [installSpec: wheel])
   String install = h.shScripts()[0]
   assert install.contains(' install ') && !install.contains(' recover ')
   new File(outDir, 'install-command.sh').text = install + '\n'

@@ -88,28 +88,28 @@ test('policy flags use the CLI spelling, repeat --repo and --protect, and skip u
     ['--registry', 'http://r', '--repo', 'a', '--keep', '0', '--protect', 'x']
 }
 
-test('the pinned tool version is the package version in pipeline_step/__init__.py') {
+test('no default installs anything: no installSpec, no image, no index') {
   def s = new Harness().step('registryPruneSupport')
-  def m = new File(root, 'pipeline_step/__init__.py').text =~ /(?m)^__version__ = "([^"]+)"/
-  assert m.find()
-  assert s.pinnedVersion() == m.group(1)
-  assert s.commonDefaults().installSpec == "registry-prune==${m.group(1)}"
+  Map install = s.installDefaults()
+  assert install.installSpec == null && install.toolImage == null && install.pipIndexUrl == null
+  assert install.executable == 'registry-prune'
+  assert (install.keySet() - s.commonDefaults().keySet()).isEmpty()
 }
 
-test('install command: venv in the workspace, pinned spec, optional index, all quoted') {
+test('install command: venv in the workspace, the given spec, optional index, all quoted') {
   def h = new Harness()
   def s = h.step('registryPruneSupport')
-  Map cfg = s.commonDefaults()
+  Map cfg = s.commonDefaults() + [installSpec: '/srv/dist/registry_prune-0.1.0-py3-none-any.whl']
   assert s.installCommand(cfg) ==
     'python3 -m venv /var/jenkins/workspace/app/.registry-prune-venv && ' +
     '/var/jenkins/workspace/app/.registry-prune-venv/bin/pip install --quiet --disable-pip-version-check ' +
-    'registry-prune==0.1.0 && /var/jenkins/workspace/app/.registry-prune-venv/bin/registry-prune --version'
+    '/srv/dist/registry_prune-0.1.0-py3-none-any.whl && /var/jenkins/workspace/app/.registry-prune-venv/bin/registry-prune --version'
   h.env.WORKSPACE = '/ws/my job'
-  cfg += [installSpec: 'git+https://git.example/registry-prune.git@v0.1.0', pipIndexUrl: 'https://pypi.example/simple']
+  cfg += [installSpec: 'registry-prune==0.1.0', pipIndexUrl: 'https://pypi.example/simple']
   assert s.installCommand(cfg) ==
     "python3 -m venv '/ws/my job/.registry-prune-venv' && " +
     "'/ws/my job/.registry-prune-venv/bin/pip' install --quiet --disable-pip-version-check " +
-    '--index-url https://pypi.example/simple git+https://git.example/registry-prune.git@v0.1.0 && ' +
+    '--index-url https://pypi.example/simple registry-prune==0.1.0 && ' +
     "'/ws/my job/.registry-prune-venv/bin/registry-prune' --version"
 }
 
@@ -118,21 +118,32 @@ test('a failed install stops the step with a hint') {
   def s = h.step('registryPruneSupport')
   h.exitWith(['-m venv': 1])
   try {
-    s.tool(s.commonDefaults())
+    s.tool(s.commonDefaults() + [installSpec: 'git+https://git.example/registry-prune.git@v1'])
     assert false: 'tool() ignored a failed install'
   } catch (StepError e) {
-    assert e.message.contains('could not install registry-prune==0.1.0')
+    assert e.message.contains('could not install git+https://git.example/registry-prune.git@v1')
     assert e.message.contains('python3-venv')
   }
 }
 
-test('install: false runs the executable on PATH and installs nothing') {
+test('the executable on the PATH, or a path, is checked and used; nothing is installed') {
   def h = new Harness()
   def s = h.step('registryPruneSupport')
-  assert s.tool(s.commonDefaults() + [install: false]) == 'registry-prune'
-  assert s.tool(s.commonDefaults() + [install: false, executable: '/opt/rp/bin/registry-prune']) ==
-    '/opt/rp/bin/registry-prune'
-  assert h.callsTo('sh').isEmpty()
+  assert s.tool(s.commonDefaults()) == 'registry-prune'
+  assert s.tool(s.commonDefaults() + [executable: '/opt/rp bin/registry-prune']) == "'/opt/rp bin/registry-prune'"
+  assert h.shScripts() == ['command -v registry-prune >/dev/null 2>&1',
+                           "command -v '/opt/rp bin/registry-prune' >/dev/null 2>&1"]
+}
+
+test('isPackageName tells names from paths and URLs') {
+  def s = new Harness().step('registryPruneSupport')
+  for (String name in ['registry-prune', 'registry-prune==0.1.0', 'registry_prune>=0.1,<1', 'registry-prune[x]==1']) {
+    assert [name, s.isPackageName(name)] == [name, true]
+  }
+  for (String other in ['./registry_prune-0.1.0-py3-none-any.whl', '/srv/x.whl', 'git+https://g/r.git@v1',
+                        'https://f/x.whl', 'registry-prune @ https://f/x.whl', '.']) {
+    assert [other, s.isPackageName(other)] == [other, false]
+  }
 }
 
 test('lock resource is per registry, ignoring a trailing slash') {

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from pipeline_step.backends.filesystem.deleter import StorageDeleter
 from pipeline_step.backends.filesystem.layout import StorageLayout
 from pipeline_step.backends.filesystem.source import StorageInventorySource
+from pipeline_step.planning.reclaim import PendingGarbage
 
 RESTART_NOTE = (
     "direct mode: restart the registry before relying on the result (or run `registry-prune gc`/`recover`, "
@@ -46,3 +48,13 @@ class FilesystemBackend(StorageInventorySource, StorageDeleter):
 
     def close(self) -> None:
         return None
+
+    def pending_garbage(self, live: set[str], *, undo_logs: Path | None = None) -> PendingGarbage:
+        """Exact: every blob in the store that no manifest revision (tagged or not) references,
+        which is what GC's sweep deletes."""
+        total = count = 0
+        for digest, size in self.layout.blobs():
+            if digest not in live:
+                total += size
+                count += 1
+        return PendingGarbage(total, count, exact=True, source=f"the blob store under {self.layout.root}")

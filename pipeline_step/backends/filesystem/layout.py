@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from pipeline_step.backends.paths import (
     GHOST_MIN_AGE,
@@ -191,6 +192,24 @@ class StorageLayout:
                         found.add(sys.intern(digest))
         return found
 
+    def blobs(self) -> Iterator[tuple[str, int]]:
+        """(digest, size) of every blob in the store, ``blobs/<alg>/<hex[:2]>/<hex>/data``."""
+        top = f"{self.v2}/blobs"
+        try:
+            algorithms = [entry.name for entry in os.scandir(top) if entry.is_dir(follow_symlinks=False)]
+        except PermissionError as exc:
+            raise _permission_error(top, exc) from None
+        for algorithm in algorithms:
+            for prefix in _subdirectories(f"{top}/{algorithm}"):
+                for blob in _subdirectories(prefix):
+                    digest = f"{algorithm}:{os.path.basename(blob)}"
+                    try:
+                        size = os.stat(f"{blob}/data").st_size
+                    except FileNotFoundError:
+                        continue  # GC or an upload is changing the store under us
+                    if is_digest(digest):
+                        yield digest, size
+
     def read_blob(self, digest: str, *, limit: int = _MANIFEST_LIMIT) -> bytes:
         """A blob's bytes, verified against its digest."""
         path = self.blob_data(digest)
@@ -240,3 +259,13 @@ def _read_file(path: str, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _subdirectories(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as entries:
+            return [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    except PermissionError as exc:
+        raise _permission_error(path, exc) from None

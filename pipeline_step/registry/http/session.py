@@ -22,7 +22,7 @@ from pipeline_step import __version__
 from pipeline_step.errors import AuthenticationError, RegistryUnreachableError
 from pipeline_step.registry.auth import BearerTokens, Credentials, parse_challenges
 from pipeline_step.registry.http.errors import RETRY_STATUSES, Endpoint, is_permanent, transport_failure
-from pipeline_step.registry.http.transport import Response, TLSSettings, Transport, TransportError
+from pipeline_step.registry.http.transport import Response, TimedOutError, TLSSettings, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ class Session:
                 )
             except TransportError as exc:
                 if exc.retryable and self._may_retry(attempt, started):
-                    self._wait(attempt, None, f"{method} {path} failed ({exc})", started)
+                    self._wait(
+                        attempt, None, f"{method} {path} failed ({exc})", started, hung=isinstance(exc, TimedOutError)
+                    )
                     attempt += 1
                     continue
                 raise transport_failure(exc, self.endpoint, attempt + 1) from None
@@ -159,12 +161,13 @@ class Session:
             response.attempts = attempt + 1
             return response
 
-    def _wait(self, attempt: int, retry_after: float | None, what: str, started: float) -> None:
+    def _wait(self, attempt: int, retry_after: float | None, what: str, started: float, *, hung: bool = False) -> None:
         delay = self.retry.delay(attempt, retry_after)
         line = f"{what}; retrying in {delay:.1f}s (attempt {attempt + 2} of {self.retry.attempts})"
-        # A slow failure (a registry that hangs until the timeout) is shown at the default level, once:
-        # the operator must not stare at a silent tool. Quick retries stay at INFO.
-        if not self._retry_shown and time.monotonic() - started >= SLOW_RETRY_NOTICE:
+        # A registry that hangs (a timed-out request) or a slow failure is shown at the default level,
+        # once per session: the operator must not stare at a silent tool for timeout x attempts.
+        # Quick retries (a refused connection, a 503) stay at INFO.
+        if not self._retry_shown and (hung or time.monotonic() - started >= SLOW_RETRY_NOTICE):
             self._retry_shown = True
             log.warning("%s", line)
         else:
