@@ -20,6 +20,7 @@ from typing import Iterable
 
 from pipeline_step.errors import ExitCode
 from pipeline_step.operations.outcome import Outcome
+from pipeline_step.planning.attachments import find_attachments
 from pipeline_step.planning.build import InventorySource, Plan, build_plan, select_repositories
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.reclaim import ReclaimEstimate, check_stop, reclaimable_blobs, referenced
@@ -39,6 +40,10 @@ class RepositoryUsage:
     tags_to_delete: int
     selected: bool  # the policy applies here (else it is scanned only to protect shared blobs)
     blocked: str | None = None
+    attachments: int = 0  # signatures, attestations, SBOMs and referrers (manifests), counted apart from images
+    attachments_to_delete: int = 0
+    orphans: int = 0  # attachments whose subject is gone (selected repositories only: they are planned)
+    orphan_bytes: int = 0  # what GC could free if this repository's orphans went
 
 
 @dataclass
@@ -54,16 +59,23 @@ class Usage:
     referenced_bytes: int = 0  # each blob once across the whole registry
     reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
     reclaimable_blobs: int = 0
+    attachments: int = 0
+    orphans: int = 0
+    orphan_bytes: int = 0  # each blob once, whole registry
     plan: Plan | None = None
 
     def outcome(self) -> Outcome:
         count = len(self.repositories)
+        attached = f" (and {self.attachments} attachments)" if self.attachments else ""
+        orphans = (
+            f"; {self.orphans} orphaned attachments hold {format_bytes(self.orphan_bytes)}" if self.orphans else ""
+        )
         return Outcome(
             "ok",
             ExitCode.OK,
-            f"{count} repositor{'y' if count == 1 else 'ies'}, {self.tags} tags, "
+            f"{count} repositor{'y' if count == 1 else 'ies'}, {self.tags} tags{attached}, "
             f"{format_bytes(self.referenced_bytes)} referenced; pruning under the policy would reclaim "
-            f"{format_bytes(self.reclaimable_bytes)}",
+            f"{format_bytes(self.reclaimable_bytes)}{orphans}",
         )
 
 
@@ -110,12 +122,17 @@ def measure_usage(
     plans = {repo_plan.repository: repo_plan for repo_plan in plan.repositories}
     usage = Usage(generated_at=now, policy_scope=list(patterns), exact=exact, plan=plan)
     everything: dict[str, int] = {}
+    all_orphans: set[tuple[str, str]] = set()
     for inventory in sorted(inventories, key=lambda inv: inv.name):
         blobs = _blob_bytes(inventory.manifests.values())
         everything.update(blobs)
         repo_plan = plans.get(inventory.name)
         gone = deleted.get(inventory.name, set())
         freed_here = _blob_bytes(inventory.manifests[d] for d in gone if d in inventory.manifests)
+        found = find_attachments(inventory)
+        orphans = repo_plan.orphans if repo_plan else []
+        orphan_freed, _ = reclaimable_blobs(inventories, {inventory.name: {o.digest for o in orphans}})
+        all_orphans.update((inventory.name, o.digest) for o in orphans)
         usage.repositories.append(
             RepositoryUsage(
                 repository=inventory.name,
@@ -126,6 +143,10 @@ def measure_usage(
                 tags_to_delete=sum(1 for d in repo_plan.deletions if d.tag is not None) if repo_plan else 0,
                 selected=repo_plan is not None,
                 blocked=repo_plan.blocked if repo_plan else None,
+                attachments=len(found.attachments) + len(found.contained),
+                attachments_to_delete=sum(1 for step in repo_plan.deleting if step.attachment) if repo_plan else 0,
+                orphans=len(orphans),
+                orphan_bytes=sum(orphan_freed.values()),
             )
         )
     usage.tags = sum(row.tags for row in usage.repositories)
@@ -133,4 +154,10 @@ def measure_usage(
     usage.referenced_bytes = sum(everything.values())
     usage.reclaimable_bytes = plan.reclaim.bytes
     usage.reclaimable_blobs = plan.reclaim.blobs
+    usage.attachments = sum(row.attachments for row in usage.repositories)
+    usage.orphans = len(all_orphans)
+    freed_orphans, _ = reclaimable_blobs(
+        inventories, {name: {d for repo, d in all_orphans if repo == name} for name in plan.inventories}
+    )
+    usage.orphan_bytes = sum(freed_orphans.values())
     return usage

@@ -34,12 +34,14 @@ from pipeline_step.planning.steps import Action, Decision, DeleteStep, Orphan, P
 from pipeline_step.policy.config import RetentionPolicy
 from pipeline_step.registry.artifacts import (
     ATTESTATION,
+    KINDS,
     REFERRERS_INDEX,
     artifact_kind,
     is_scheme_tag,
     parse_scheme_tag,
     without_entries,
 )
+from pipeline_step.registry.artifacts import plural as kind_plural
 from pipeline_step.registry.digest import short
 
 if TYPE_CHECKING:
@@ -534,3 +536,22 @@ def context(
     kept_by_index: dict[str, str],
 ) -> _Context:
     return _Context(inventory, policy, found, kept_owner, kept_by_index)
+
+
+# -- counting --------------------------------------------------------------------------
+
+
+def is_attachment(step: DeleteStep) -> bool:
+    return step.attachment is not None and step.phase is not Phase.REWRITE
+
+
+def attachment_kinds(steps: list[DeleteStep]) -> dict[str, int]:
+    """Kind -> how many of ``steps`` delete an attachment of that kind, in a fixed kind order."""
+    counts = {kind: sum(1 for step in steps if is_attachment(step) and step.attachment == kind) for kind in KINDS}
+    return {kind: count for kind, count in counts.items() if count}
+
+
+def describe_attachments(kinds: dict[str, int]) -> str:
+    """``15 signatures, 15 SBOMs and 1 attestation``."""
+    parts = [f"{count} {kind_plural(kind, count)}" for kind, count in kinds.items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

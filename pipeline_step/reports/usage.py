@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from pipeline_step.operations.usage import RepositoryUsage, Usage
 from pipeline_step.reports.envelope import Report
+from pipeline_step.reports.prune import OrphanEntry
 
 
 class UsageReport(Report):
@@ -22,6 +23,12 @@ class UsageReport(Report):
     reclaimable_bytes: int = 0  # each blob once; can be less than the sum of the rows
     reclaimable_blobs: int = 0
     exact: bool = False  # True in direct mode, where untagged revisions are seen too
+    attachments: int = 0  # signatures, attestations, SBOMs and referrers, apart from the images
+    orphan_bytes: int = 0  # what GC could free if every orphan went, each blob once
+    # Attachments whose subject is gone, in the repositories the policy applies to.
+    orphans: list[OrphanEntry] = Field(default_factory=list)
+
+    STREAMED: ClassVar[tuple[str, ...]] = ("orphans",)
 
 
 def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> UsageReport:
@@ -41,6 +48,10 @@ def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> Usa
         reclaimable_bytes=usage.reclaimable_bytes,
         reclaimable_blobs=usage.reclaimable_blobs,
         exact=usage.exact,
+        attachments=usage.attachments,
+        orphan_bytes=usage.orphan_bytes,
     )
+    for repo_plan in usage.plan.repositories if usage.plan is not None else ():
+        report.orphans.extend(OrphanEntry.of(orphan) for orphan in repo_plan.orphans)
     report.conclude(outcome)
     return report
