@@ -64,6 +64,9 @@ class ReferrersProxy:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # a client closing its keep-alive connection early is expected here
+
         self._server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -82,6 +85,8 @@ class ReferrersProxy:
             self._answer_referrers(handler, listing.group(1), listing.group(2))
             return
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+        # The registry writes upload Locations from Host; oras refuses one naming another host.
+        headers["Host"] = handler.headers.get("Host", "")
         status, upstream_headers, payload = self._client.request(handler.command, handler.path, headers, body)
         extra: list[tuple[str, str]] = []
         put = _MANIFEST_PUT.match(handler.path.split("?", 1)[0])
