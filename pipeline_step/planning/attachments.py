@@ -325,10 +325,10 @@ def plan_attachments(plan: RepositoryPlan, context: _Context) -> None:
         for digest, reason in stuck.items():
             forced.setdefault(digest, reason)
         # What kept attachments and rewritten indexes still reference must stay.
-        kept_attachments = {d for d, fate in round_.fates.items() if fate.state != "deleted"}
+        kept_attachments = {d for d, fate in round_.fates.items() if fate.state != "deleted"} - emptied
         referrers = {d for d in kept_attachments if attached[d].kind == REFERRERS_INDEX}
         survivors = _closure(kept_attachments, inventory, referrers)
-        for index in referrers - emptied:
+        for index in referrers:
             listing = inventory.manifests.get(index)
             if listing is not None:
                 survivors.update(child.digest for child in listing.children if child.digest not in deleted)
