@@ -161,6 +161,7 @@ class _Context:
     found: Found
     kept_owner: dict[str, str]  # digest -> the kept tag that names it
     kept_by_index: dict[str, str]  # digest -> the kept tag whose index references it
+    tags_on: dict[str, list[str]]  # digest -> every tag naming it, sorted
 
 
 class _Round:
@@ -172,6 +173,7 @@ class _Round:
         self.found = context.found
         self.kept_owner = context.kept_owner
         self.kept_by_index = context.kept_by_index
+        self.tags_on = context.tags_on
         self.image_steps = image_steps
         self.forced = forced
         self.fates: dict[str, Fate] = {}
@@ -180,7 +182,7 @@ class _Round:
         self._visiting: set[str] = set()
 
     def tag_label(self, digest: str) -> str | None:
-        tags = sorted(tag for tag, d in self.inventory.tags.items() if d == digest)
+        tags = self.tags_on.get(digest)
         return tags[0] if tags else None
 
     def fate(self, digest: str) -> Fate:
@@ -465,7 +467,7 @@ def _emit(plan: RepositoryPlan, settled: _Settled) -> None:
             DeleteStep(
                 repo,
                 digest,
-                tuple(sorted(tag for tag, d in inventory.tags.items() if d == digest)),
+                tuple(round_.tags_on.get(digest, ())),
                 media_type,
                 phase,
                 reason,
@@ -535,7 +537,11 @@ def context(
     kept_owner: dict[str, str],
     kept_by_index: dict[str, str],
 ) -> _Context:
-    return _Context(inventory, policy, found, kept_owner, kept_by_index)
+    tags_on: dict[str, list[str]] = {}
+    if found.attachments or found.contained:
+        for tag in sorted(inventory.tags):
+            tags_on.setdefault(inventory.tags[tag], []).append(tag)
+    return _Context(inventory, policy, found, kept_owner, kept_by_index, tags_on)
 
 
 # -- counting --------------------------------------------------------------------------
