@@ -358,6 +358,8 @@ overrides:
         "order": "file policy",
         "exclude": "default",
         "protect": "default",
+        "attachments": "default",
+        "orphans": "default",
     }
     flagged = load_configuration(path, flags={"policy.keep": 4, "policy.protect": ["^keep-"]}).policy_for("team/big")
     assert flagged.keep == 4 and flagged.sources["keep"] == "flag --keep"  # the operator's word for this run wins

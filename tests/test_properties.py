@@ -11,7 +11,11 @@ a tag that could not be resolved. The properties are the planner's promises:
 * with ``keep=N`` exactly the min(N, candidates) newest orderable candidates
   survive by rank, and every other survivor is explained by sharing, age or
   an unresolved tag; everything unexplained is deleted;
-* the same input always gives the same plan.
+* the same input always gives the same plan;
+* no attachment (signature, attestation, SBOM, referrer) of a kept image, or of
+  a kept attachment, is ever planned for deletion, whatever tags, subject
+  fields and referrers indexes claim, and the rules above hold with
+  attachments present too.
 
 CI runs the derandomised "ci" profile (fixed examples, fixed seed); set
 HYPOTHESIS_PROFILE=thorough for a longer random search.
@@ -19,6 +23,8 @@ HYPOTHESIS_PROFILE=thorough for a longer random search.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from datetime import datetime, timedelta, timezone
@@ -27,6 +33,7 @@ from typing import Literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline_step.planning.attachments import find_attachments
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import Action, Phase, RepositoryPlan, plan_repository, tie_break
 from pipeline_step.policy.config import DEFAULT_PROTECT, RetentionPolicy
@@ -261,3 +268,109 @@ def test_indexes_go_before_their_children_and_orphans_are_unreferenced(
     assert [d.action for d in plan.decisions if d.tag is None] == [Action.DELETE] * sum(
         1 for s in plan.steps if s.phase is Phase.ORPHAN_CHILD
     )
+
+
+# -- attachments ------------------------------------------------------------------------
+
+
+@st.composite
+def repositories_with_attachments(draw: st.DrawFn) -> RepositoryInventory:
+    """A repository from :func:`repositories`, plus cosign tags, referrers indexes and untagged
+    referrers, whose subjects are its manifests or digests it does not hold, and whose own
+    ``subject`` fields sometimes disagree with what their tags and listings claim."""
+    inventory = draw(repositories())
+    absent = [digest(7000 + n) for n in range(3)]
+    subjects = st.sampled_from(sorted(inventory.manifests) + absent)
+    counter = iter(range(8000, 9000))
+
+    def artifact(own: str | None, kind: str) -> str:
+        d = digest(next(counter))
+        layer = Descriptor(digest(next(counter)), 100, kind)
+        config = Descriptor(digest(next(counter)), 2, "application/vnd.oci.empty.v1+json")
+        inventory.manifests[d] = Manifest(d, mediatypes.OCI_MANIFEST, 300, config, (layer,), subject=own)
+        return d
+
+    for _ in range(draw(st.integers(0, 5))):  # cosign: sha256-<hex>.sig / .att / .sbom
+        subject = draw(subjects)
+        own = draw(st.sampled_from([None, None, subject, draw(subjects)]))
+        suffix = draw(st.sampled_from([".sig", ".att", ".sbom"]))
+        inventory.tags[f"sha256-{subject.split(':', 1)[1]}{suffix}"] = artifact(own, "application/vnd.dev.cosign")
+    for _ in range(draw(st.integers(0, 3))):  # the referrers tag schema: sha256-<hex> -> an index of referrers
+        subject = draw(subjects)
+        listed = [
+            artifact(draw(st.sampled_from([subject, subject, draw(subjects), None])), "application/spdx+json")
+            for _ in range(draw(st.integers(1, 3)))
+        ]
+        d = digest(next(counter))
+        inventory.manifests[d] = Manifest(
+            d, mediatypes.OCI_INDEX, 200, children=tuple(Descriptor(c, 300) for c in listed)
+        )
+        entries = [{"mediaType": mediatypes.OCI_MANIFEST, "digest": c, "size": 300} for c in listed]
+        inventory.raw[d] = json.dumps({"schemaVersion": 2, "manifests": entries}).encode()
+        inventory.tags[f"sha256-{subject.split(':', 1)[1]}"] = d
+    for _ in range(draw(st.integers(0, 2))):  # referrers no tag names (referrers API, direct mode)
+        artifact(draw(subjects), "application/vnd.in-toto+json")
+    if draw(st.booleans()):
+        inventory.elsewhere = {a: "team/other" for a in absent if draw(st.booleans())}
+    if draw(st.integers(0, 3)) == 0:
+        inventory.deleted_before = {absent[0]}
+    return inventory
+
+
+@st.composite
+def attachment_policies(draw: st.DrawFn) -> RetentionPolicy:
+    policy = draw(policies())
+    return dataclasses.replace(
+        policy,
+        attachments=draw(st.sampled_from(["delete", "delete", "keep"])),
+        orphans=draw(st.sampled_from(["keep", "delete"])),
+    )
+
+
+@PROFILE
+@given(repositories_with_attachments(), attachment_policies())
+def test_no_attachment_of_a_kept_image_is_ever_planned_for_deletion(
+    inventory: RepositoryInventory, policy: RetentionPolicy
+) -> None:
+    plan = plan_repository(inventory, policy, NOW)
+    deleting = {step.digest for step in plan.deleting}
+    kept_images = {d.digest for d in plan.decisions if d.action is Action.KEEP and d.tag and not d.attachment}
+    alive = closure(inventory, {d for d in kept_images if d is not None})
+    attachments = find_attachments(inventory, policy).attachments
+    alive |= {d for d in attachments if d not in deleting}  # a kept attachment's attachments stay too
+    for attachment in attachments.values():
+        if any(subject in alive for subject in attachment.subjects):
+            assert attachment.digest not in deleting, (attachment, plan.steps)
+    # The image rules hold with attachments present: a kept or protected tag's manifest stays,
+    # what a kept image index references stays, and a DELETE takes only tags planned for deletion.
+    protected = {tag for tag in inventory.tags if policy.protected_by(tag) is not None}
+    assert not protected & deleted_tags(plan)
+    assert not closure(inventory, {d for d in kept_images if d is not None}) & deleting
+    kept_tags_digests = {inventory.tags[tag] for tag in kept_tags(plan) if tag in inventory.tags}
+    assert not kept_tags_digests & deleting
+    for step in plan.deleting:
+        on_digest = {tag for tag, d in inventory.tags.items() if d == step.digest}
+        assert set(step.tags) == on_digest <= deleted_tags(plan)
+    assert kept_tags(plan) | deleted_tags(plan) == set(inventory.tags) | set(inventory.unresolved)
+    assert len({step.digest for step in plan.steps}) == len(plan.steps)  # one step per digest
+    if inventory.unresolved:
+        assert not plan.steps  # an unresolved tag might share a digest with any deletion
+
+
+@PROFILE
+@given(repositories_with_attachments(), attachment_policies())
+def test_attachments_go_after_their_subjects_and_planning_them_is_deterministic(
+    inventory: RepositoryInventory, policy: RetentionPolicy
+) -> None:
+    plan = plan_repository(inventory, policy, NOW)
+    again = plan_repository(inventory, policy, NOW)
+    assert again.decisions == plan.decisions and again.steps == plan.steps and again.orphans == plan.orphans
+    position = {step.digest: i for i, step in enumerate(plan.steps)}
+    for step in plan.steps:
+        if step.attachment is not None and step.subject in position and step.phase is not Phase.REWRITE:
+            assert (
+                position[step.subject] < position[step.digest] or plan.steps[position[step.subject]].phase == step.phase
+            )
+        if step.unlisted_from:
+            rewrites = {s.tags[0]: i for i, s in enumerate(plan.steps) if s.phase is Phase.REWRITE}
+            assert all(rewrites[tag] < position[step.digest] for tag in step.unlisted_from)

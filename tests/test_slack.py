@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from pipeline_step.integrations.slack import (
     SlackReporter,
     build_message,
 )
+from pipeline_step.reports.prune import Entry, Summary
+from pipeline_step.reports.recover import RecoveryReport, slack_summary
 from pipeline_step.support.redact import MASK, redact
 from tests.support.cli import ROOT
 from tests.support.fake_slack import BOT_TOKEN, WEBHOOK_PATH, FakeSlack
@@ -392,3 +395,25 @@ def test_slack_token_flag_is_refused() -> None:
 def test_webhook_flag_value_is_registered_at_once() -> None:
     _slack_args("--slack-webhook", "https://hooks.example/services/T1/B1/CANARY-FLAG-WEBHOOK")
     assert redact("https://hooks.example/services/T1/B1/CANARY-FLAG-WEBHOOK") == MASK
+
+
+def test_attachments_are_counted_apart_from_the_deleted_tags() -> None:
+    attached = {"signatures": 15, "attestations": 16, "SBOMs": 15, "referrers indexes": 15}
+    message = build_message(summary(deleted_attachments=attached))
+    tags = message.blocks[2]["text"]["text"].splitlines()
+    assert tags[0] == "*Deleted 12 tags and their 61 signatures, attestations, SBOMs and referrers indexes*"
+    assert "12 tags and their 61 signatures, attestations, SBOMs and referrers indexes deleted" in message.text
+    # From a recover report: attachments' tags (sha256-<hex>.sig) are not listed among the deleted tags.
+    report = RecoveryReport(
+        outcome="recovered",
+        exit_code=0,
+        message="push recovered",
+        started=datetime.now(timezone.utc),
+        deleted=[
+            Entry("team/app", "3.3.0-alpha.1", "sha256:" + "1" * 64, "old"),
+            Entry("team/app", "sha256-" + "1" * 64 + ".sig", "sha256:" + "2" * 64, "sig", "signature"),
+        ],
+        summary=Summary(deleted=1, attachments_deleted=1, attachment_kinds={"signature": 1}),
+    )
+    slack = slack_summary(report, BuildContext())
+    assert slack.deleted_tags == ["team/app:3.3.0-alpha.1"] and slack.deleted_attachments == {"signatures": 1}

@@ -28,6 +28,8 @@ _FLAG_KEYS: dict[str, tuple[str, str]] = {
     "policy.order": ("order", "--order"),
     "policy.older_than": ("older_than", "--older-than"),
     "policy.protect": ("protect", "--protect"),
+    "policy.attachments": ("attachments", "--attachments"),
+    "policy.orphans": ("orphans", "--orphans"),
 }
 
 
@@ -112,6 +114,18 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         "--older-than",
         metavar="DURATION",
         help="delete only candidates older than this, e.g. 14d; unknown ages are kept",
+    )
+    group.add_argument(
+        "--attachments",
+        choices=("delete", "keep"),
+        help="signatures, attestations, SBOMs and referrers of a deleted image: deleted after it, or kept "
+        "(default: delete). Those of a kept image are always kept",
+    )
+    group.add_argument(
+        "--orphans",
+        choices=("keep", "delete"),
+        help="attachments whose image is gone: listed and kept, or deleted once no repository of the "
+        "catalog holds their subject (default: keep)",
     )
 
 

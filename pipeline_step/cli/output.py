@@ -28,6 +28,7 @@ def _rows(report: PruneReport) -> list[tuple[str, Entry]] | None:
         ("FAILED", report.failed),
         ("skipped", report.skipped),
         ("not-done", report.not_attempted),
+        ("rewritten" if report.executed else "rewrite", report.rewritten),
     )
     count = sum(len(entries) for _, entries in groups)
     if count > MAX_TABLE_ROWS:
@@ -41,7 +42,8 @@ def _rows(report: PruneReport) -> list[tuple[str, Entry]] | None:
 
 def _cells(action: str, entry: Entry) -> tuple[str, str, str, str, str]:
     digest = short(entry.digest) if entry.digest else "-"
-    return (entry.repository, entry.tag or "(untagged)", digest, action, entry.reason)
+    untagged = f"(untagged {entry.attachment})" if entry.attachment else "(untagged)"
+    return (entry.repository, entry.tag or untagged, digest, action, entry.reason)
 
 
 def _write_rows(rows: list[tuple[str, str, str, str, str]], stream: TextIO) -> None:

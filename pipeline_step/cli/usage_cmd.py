@@ -142,6 +142,24 @@ def print_usage(report: UsageReport, top: int | None, stream: TextIO = sys.stdou
     for entry in report.schema1:
         where = f"{entry.repository}:{entry.tag}" + (f" ({entry.digest})" if entry.digest else "")
         stream.write(redact(f"schema1: {where}: cannot be read by registry 3.x; blocks its garbage collection\n"))
+    if report.attachments:
+        stream.write(
+            f"{report.attachments} attachments (signatures, attestations, SBOMs, referrers) are counted in "
+            "MANIFESTS; pruning deletes those of deleted images with them.\n"
+        )
+    if report.orphans:
+        kept = sum(1 for orphan in report.orphans if orphan.action == "keep")
+        stream.write(
+            f"{len(report.orphans)} orphans (attachments whose image is gone) hold "
+            f"{format_bytes(report.orphan_bytes)}; "
+            f"{kept} of them kept under the policy (--orphans delete prunes those no repository needs):\n"
+        )
+        for orphan in report.orphans[:20]:
+            name = orphan.tags[0] if orphan.tags else f"(untagged {orphan.kind})"
+            text = f"  {orphan.repository}  {name}  {format_bytes(orphan.bytes)}  {orphan.reason}"
+            stream.write(redact(text) + "\n")
+        if len(report.orphans) > 20:
+            stream.write(f"  ({len(report.orphans) - 20} more; --json FILE lists every one)\n")
     if not report.exact:
         stream.write(
             "Through the API untagged manifests are not visible; any that share a layer with a deletion keep it, "

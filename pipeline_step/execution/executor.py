@@ -39,7 +39,7 @@ from pipeline_step.errors import (
     TLSVerificationError,
 )
 from pipeline_step.planning.inventory import RepositoryInventory
-from pipeline_step.planning.planner import DeleteStep, RepositoryPlan
+from pipeline_step.planning.planner import DeleteStep, Phase, RepositoryPlan
 from pipeline_step.registry.digest import short
 from pipeline_step.registry.model import DeleteResult, RegistryLine
 from pipeline_step.support.concurrency import run_bounded
@@ -60,6 +60,10 @@ class Status(str, Enum):
     MANIFEST_FAILED = "manifest-failed"  # its planned tags are gone, but the manifest's DELETE failed
     FAILED = "failed"
     NOT_ATTEMPTED = "not-attempted"
+
+
+# The outcomes after which a step's tags are gone (its manifest may not be: UNTAGGED, TAGS_DELETED, MANIFEST_FAILED).
+TAGS_GONE = (Status.DELETED, Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED, Status.MANIFEST_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +205,9 @@ class Executor:
                 else:
                     steps.append(step)
             try:
-                untagging = self.deleter.untags(plan.repository) and any(step.tags for step in steps)
+                untagging = self.deleter.untags(plan.repository) and any(
+                    step.tags and step.phase is not Phase.REWRITE for step in steps
+                )
             except PruneError as exc:
                 self._halt(exc)
                 self._mark_not_attempted(steps)
@@ -284,8 +290,11 @@ class Executor:
         registry which tags are left. A tag it did not list at planning (hidden by its tag list, or
         pushed since) that names a doomed manifest keeps that manifest. Returns the steps whose
         manifest may now go by digest; that DELETE then scans only the tags left."""
-        tagged = [step for step in steps if step.tags]
-        run_bounded(tagged, self._untag, workers=self.concurrency, stop=self._halted)
+        # A referrers index rewritten in place keeps its tag. The rest go phase by phase, so an
+        # attachment's tag is never gone while its image still has one (the order the plan gives).
+        tagged = [step for step in steps if step.tags and step.phase is not Phase.REWRITE]
+        for _, phase_steps in groupby(tagged, key=lambda s: s.phase):
+            run_bounded(list(phase_steps), self._untag, workers=self.concurrency, stop=self._halted)
         untagged = [step for step in tagged if (step.repository, step.digest) in self._untagged]
         self._mark_not_attempted([s for s in tagged if (s.repository, s.digest) not in self._recorded | self._untagged])
         if self._halted():
@@ -324,7 +333,11 @@ class Executor:
                         "list did not show at planning (hidden, or pushed since), still names it",
                     )
                 )
-        return [step for step in steps if not step.tags or (step in untagged and step.digest not in keepers)]
+        return [
+            step
+            for step in steps
+            if not step.tags or step.phase is Phase.REWRITE or (step in untagged and step.digest not in keepers)
+        ]
 
     def _stopped_after_untagging(self, steps: list[DeleteStep]) -> None:
         for step in steps:

@@ -87,6 +87,7 @@ class RecoverySummary:
     registry: str | None = None
     repositories: Sequence[str] = ()
     deleted_tags: Sequence[str] = ()  # "repo:tag", in deletion order
+    deleted_attachments: Mapping[str, int] = field(default_factory=dict)  # "signatures" -> count, deleted with them
     bytes_freed: int | None = None  # measured by a disk probe
     bytes_predicted: int | None = None  # the planner's estimate
     push_attempted: bool = False
@@ -157,9 +158,19 @@ def _bytes_line(summary: RecoverySummary) -> str | None:
     return ", ".join(parts) or None
 
 
-def _tags_text(tags: Sequence[str], *, dry_run: bool) -> str:
+def attachments_text(attachments: Mapping[str, int]) -> str:
+    """``and their 58 signatures and attestations``: kinds as given (plural names), counted apart."""
+    total = sum(attachments.values())
+    if not total:
+        return ""
+    names = list(attachments)
+    kinds = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f" and their {total} {kinds}"
+
+
+def _tags_text(tags: Sequence[str], *, dry_run: bool, attachments: Mapping[str, int] | None = None) -> str:
     verb = "Would delete" if dry_run else "Deleted"
-    head = f"*{verb} {len(tags)} tag{'s' if len(tags) != 1 else ''}*"
+    head = f"*{verb} {len(tags)} tag{'s' if len(tags) != 1 else ''}{attachments_text(attachments or {})}*"
     if not tags:
         return head
     shown = ["• " + _code(_cut(_escape(tag), 200)) for tag in tags[:TAGS_SHOWN]]
@@ -197,14 +208,17 @@ def build_message(summary: RecoverySummary) -> SlackMessage:
         fields.append(UNDO_CLOSED_FIELD)
     blocks.append({"type": "section", "fields": [_mrkdwn(text, FIELD_LIMIT) for text in fields[:10]]})
     if summary.deleted_tags or not summary.dry_run:
-        blocks.append(_section(_tags_text(summary.deleted_tags, dry_run=summary.dry_run)))
+        blocks.append(
+            _section(_tags_text(summary.deleted_tags, dry_run=summary.dry_run, attachments=summary.deleted_attachments))
+        )
     if summary.error:
         error = _cut(_escape(summary.error).replace("```", "'''"), SECTION_LIMIT - 20)
         blocks.append(_section(f"*Error*\n```{error}```"))
     blocks = blocks[:BLOCK_LIMIT]
 
     text = f"{'OK' if summary.success else 'FAILED'}: {summary.outcome}{dry}"
-    details = [build.label, summary.registry, f"{plural(len(summary.deleted_tags), 'tag')} deleted", f"push {push}"]
+    deleted = f"{plural(len(summary.deleted_tags), 'tag')}{attachments_text(summary.deleted_attachments)} deleted"
+    details = [build.label, summary.registry, deleted, f"push {push}"]
     if freed:
         details.append(f"freed {freed}")
     if summary.error:

@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from pipeline_step.backends.base import Backend
 from pipeline_step.errors import AuthenticationError, ExitCode
 from pipeline_step.execution.audit import AuditedDeletion
-from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executor, Status, StepOutcome
+from pipeline_step.execution.executor import TAGS_GONE, AuditSink, ExecutionResult, Executor, Status, StepOutcome
 from pipeline_step.operations.outcome import Outcome
 from pipeline_step.operations.unfinished import unfinished_manifests
+from pipeline_step.planning.attachments import attachment_kinds, describe_attachments
 from pipeline_step.planning.build import Plan, build_plan
 from pipeline_step.planning.leftovers import plan_leftovers
-from pipeline_step.planning.planner import Action
-from pipeline_step.planning.reclaim import predict_catalog_reclaim
+from pipeline_step.planning.planner import Action, Phase
+from pipeline_step.planning.reclaim import predict_catalog_reclaim, reclaimable_blobs
 from pipeline_step.policy.config import Configuration
 from pipeline_step.registry.digest import short
 from pipeline_step.registry.model import RegistryLine
@@ -31,7 +32,11 @@ from pipeline_step.support.units import format_bytes, plural
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Tags per fate (untagged children are not counted as tags), and manifests deleted."""
+    """Tags per fate (untagged children are not counted as tags), and manifests deleted.
+
+    ``deleted`` and ``kept`` count the images' tags; attachments (signatures, attestations,
+    SBOMs, referrers) are counted apart, per kind, whether tagged or not.
+    """
 
     deleted: int = 0
     kept: int = 0
@@ -40,10 +45,16 @@ class Tally:
     not_attempted: int = 0
     manifests_deleted: int = 0
     repaired: int = 0  # ghost tags removed (or, in a dry run, to remove)
+    attachments_deleted: int = 0
+    attachments_kept: int = 0
+    attachment_kinds: dict[str, int] = field(default_factory=dict)  # kind -> attachments deleted
+    indexes_rewritten: int = 0  # kept referrers indexes put back without a deleted entry
+    orphans: int = 0
+    orphans_deleted: int = 0
 
 
 def _tags(outcomes: list[StepOutcome]) -> int:
-    return sum(len(outcome.step.tags) for outcome in outcomes)
+    return sum(len(outcome.step.tags) for outcome in outcomes if outcome.step.phase is not Phase.REWRITE)
 
 
 @dataclass
@@ -55,32 +66,54 @@ class PruneRun:
     started: datetime
     notes: list[str] = field(default_factory=list)
     registry_line: RegistryLine | None = None  # None in direct mode, or when no repository was read
+    orphan_bytes: int | None = None  # what GC could free were every orphan deleted
 
     @property
     def executed(self) -> bool:
         return self.execution is not None
 
     def tally(self) -> Tally:
-        kept = sum(1 for p in self.plan.repositories for d in p.decisions if d.action is Action.KEEP and d.tag)
+        repositories = self.plan.repositories
+        kept = sum(
+            1 for p in repositories for d in p.decisions if d.action is Action.KEEP and d.tag and not d.attachment
+        )
+        orphans = [orphan for p in repositories for orphan in p.orphans]
+        attachments_kept = sum(sum(p.attachments_kept.values()) for p in repositories)
         execution = self.execution
         if execution is None:
-            deleted = sum(1 for p in self.plan.repositories for d in p.deletions if d.tag is not None)
-            repairs = sum(len(p.repairs) for p in self.plan.repositories)
-            return Tally(deleted=deleted, kept=kept, manifests_deleted=self.plan.step_count, repaired=repairs)
+            deleted = sum(1 for p in repositories for d in p.deletions if d.tag is not None and not d.attachment)
+            repairs = sum(len(p.repairs) for p in repositories)
+            steps = [step for p in repositories for step in p.steps]
+            kinds = attachment_kinds(steps)
+            return Tally(
+                deleted=deleted,
+                kept=kept,
+                manifests_deleted=sum(1 for step in steps if step.phase is not Phase.REWRITE),
+                repaired=repairs,
+                attachments_deleted=sum(kinds.values()),
+                attachments_kept=attachments_kept,
+                attachment_kinds=kinds,
+                indexes_rewritten=sum(1 for step in steps if step.phase is Phase.REWRITE),
+                orphans=len(orphans),
+                orphans_deleted=sum(1 for orphan in orphans if orphan.action is Action.DELETE),
+            )
+        done = [o for status in TAGS_GONE for o in execution.by_status(status)]
+        kinds = attachment_kinds([outcome.step for outcome in done])
+        done_digests = {(o.step.repository, o.step.digest) for o in done}
         return Tally(
-            deleted=_tags(
-                execution.by_status(Status.DELETED)
-                + execution.by_status(Status.ALREADY_GONE)
-                + execution.by_status(Status.UNTAGGED)
-                + execution.by_status(Status.TAGS_DELETED)
-                + execution.by_status(Status.MANIFEST_FAILED)
-            ),
+            deleted=_tags([o for o in done if o.step.attachment is None]),
             kept=kept,
             skipped=_tags(execution.by_status(Status.SKIPPED)),
             failed=_tags(execution.by_status(Status.FAILED)),
             not_attempted=_tags(execution.by_status(Status.NOT_ATTEMPTED)),
-            manifests_deleted=len(execution.by_status(Status.DELETED)),
+            manifests_deleted=sum(1 for o in execution.by_status(Status.DELETED) if o.step.phase is not Phase.REWRITE),
             repaired=len(execution.repaired),
+            attachments_deleted=sum(kinds.values()),
+            attachments_kept=attachments_kept,
+            attachment_kinds=kinds,
+            indexes_rewritten=sum(1 for o in done if o.step.phase is Phase.REWRITE),
+            orphans=len(orphans),
+            orphans_deleted=sum(1 for orphan in orphans if (orphan.repository, orphan.digest) in done_digests),
         )
 
     @property
@@ -106,14 +139,24 @@ class PruneRun:
         where = f"in {plural(len(self.plan.repositories), 'repository', 'repositories')}"
         reclaim = self.plan.reclaim
         predicted = f"; garbage collection would free about {format_bytes(reclaim.bytes)}" if reclaim else ""
+        attached = ""
+        if s.attachments_deleted:
+            kinds = describe_attachments(s.attachment_kinds)
+            attached = f" and their {plural(s.attachments_deleted, 'attachment')} ({kinds})"
+        rewritten = f", {plural(s.indexes_rewritten, 'referrers index', 'referrers indexes')} rewritten" * bool(
+            s.indexes_rewritten
+        )
         if self.execution is None:
             mode = "plan" if self.command == "plan" else "dry run"
             repairs = f", {plural(s.repaired, 'ghost tag')} to repair" if s.repaired else ""
             return (
-                f"{mode}: {plural(s.deleted, 'tag')} to delete ({plural(s.manifests_deleted, 'manifest')}){repairs}, "
-                f"{s.kept} kept {where}{predicted}. Nothing was changed."
+                f"{mode}: {plural(s.deleted, 'tag')} to delete{attached} ({plural(s.manifests_deleted, 'manifest')})"
+                f"{rewritten}{repairs}, {s.kept} kept {where}{predicted}. Nothing was changed."
             )
-        parts = [f"deleted {plural(s.deleted, 'tag')} ({plural(s.manifests_deleted, 'manifest')})", f"kept {s.kept}"]
+        parts = [
+            f"deleted {plural(s.deleted, 'tag')}{attached} ({plural(s.manifests_deleted, 'manifest')}){rewritten}",
+            f"kept {s.kept}",
+        ]
         if s.skipped:
             parts.append(f"skipped {s.skipped}")
         if s.failed:
@@ -150,6 +193,33 @@ def _prediction_note(plan: Plan, *, direct: bool, unreadable: str = "") -> str |
     if not direct:
         scope += "; untagged manifests, invisible through the API, may keep a few more"
     return f"reclaim prediction ({format_bytes(reclaim.bytes)} in {plural(reclaim.blobs, 'blob')}): {scope}"
+
+
+def orphan_bytes(plan: Plan) -> int | None:
+    """What garbage collection could free if every orphan were deleted; None without orphans."""
+    orphans = [orphan for p in plan.repositories for orphan in p.orphans]
+    if not orphans:
+        return None
+    freed, _ = reclaimable_blobs(
+        [plan.inventories[p.repository] for p in plan.repositories],
+        {name: {o.digest for o in orphans if o.repository == name} for name in plan.inventories},
+    )
+    return sum(freed.values())
+
+
+def orphan_note(plan: Plan, held: int) -> str:
+    """How many orphans there are, what they hold, and what becomes of them."""
+    orphans = [orphan for p in plan.repositories for orphan in p.orphans]
+    doomed = sum(1 for o in orphans if o.action is Action.DELETE)
+    fates = []
+    if doomed:
+        fates.append(f"{doomed} deleted")
+    if len(orphans) > doomed:
+        fates.append(f"{len(orphans) - doomed} kept (see each one's reason)")
+    return (
+        f"{plural(len(orphans), 'orphan')} (attachments whose subject is gone) hold {format_bytes(held)} "
+        f"that garbage collection could free: {', '.join(fates)}"
+    )
 
 
 def interrupted_deletions(plan: Plan, history: Mapping[tuple[str, str], AuditedDeletion]) -> list[AuditedDeletion]:
@@ -197,9 +267,23 @@ def prune(
     started = datetime.now(timezone.utc)
     stop = stop or threading.Event()
 
+    earlier: set[tuple[str, str]] | None = None
+
+    def deleted_before() -> set[tuple[str, str]]:
+        nonlocal earlier
+        if earlier is None:
+            earlier = {(d.repository, d.digest) for d in history().values()} if history is not None else set()
+        return earlier
+
     def planned() -> Plan:
         return build_plan(
-            backend, configuration, registry=backend.label, repositories=repositories, progress=progress, stop=stop
+            backend,
+            configuration,
+            registry=backend.label,
+            repositories=repositories,
+            progress=progress,
+            stop=stop,
+            deleted_before=deleted_before,
         )
 
     plan = planned()
@@ -240,7 +324,10 @@ def prune(
     elif not dry_run:
         execution = ExecutionResult()
     notes[:0] = [note for repository in plan.repositories for note in repository.notes]
-    run = PruneRun(command, dry_run, plan, execution, started, notes, line)
+    held = orphan_bytes(plan)
+    if held is not None:
+        notes.append(orphan_note(plan, held))
+    run = PruneRun(command, dry_run, plan, execution, started, notes, line, orphan_bytes=held)
     unreadable = ""
     if predict == "catalog" and plan.step_count and not stop.is_set():
         try:

@@ -25,15 +25,16 @@ from typing import Callable
 
 from pipeline_step.backends.base import Backend
 from pipeline_step.errors import ExitCode, InterruptedRunError, PruneError
-from pipeline_step.execution.executor import AuditSink, ExecutionResult, Executor, Status
+from pipeline_step.execution.executor import TAGS_GONE, AuditSink, ExecutionResult, Executor, Status
 from pipeline_step.integrations.classify import Category, Classification
 from pipeline_step.integrations.disk import DiskProbe, DiskUsage, is_low
 from pipeline_step.integrations.gc import GcCommands, GcResult, run_gc, run_restart, wait_until
 from pipeline_step.integrations.push import PushResult, run_push, verify_replicas
 from pipeline_step.operations.outcome import Outcome
+from pipeline_step.planning.attachments import attachment_kinds, describe_attachments
 from pipeline_step.planning.build import Plan, build_plan
 from pipeline_step.planning.inventory import RepositoryInventory
-from pipeline_step.planning.planner import plan_repository
+from pipeline_step.planning.planner import DeleteStep, Phase, plan_repository
 from pipeline_step.planning.reclaim import predict_catalog_reclaim, predict_reclaim
 from pipeline_step.policy.config import Configuration, RetentionPolicy
 from pipeline_step.registry.client import RegistryClient
@@ -76,17 +77,23 @@ class Round:
     free_after: DiskUsage | None = None
 
     @property
-    def deleted_tags(self) -> list[tuple[str, str, str]]:
-        """(repository, tag, digest) actually deleted, or planned when not executed."""
+    def deleted_steps(self) -> list[DeleteStep]:
+        """The steps actually done, or planned when not executed (rewrites of kept indexes left out)."""
         if self.execution is None:
-            return [(s.repository, t, s.digest) for p in self.plan.repositories for s in p.steps for t in s.tags]
-        return [
-            (o.step.repository, tag, o.step.digest)
-            for o in self.execution.outcomes
-            if o.status
-            in (Status.DELETED, Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED, Status.MANIFEST_FAILED)
-            for tag in o.step.tags
-        ]
+            steps = [s for p in self.plan.repositories for s in p.steps]
+        else:
+            steps = [o.step for o in self.execution.outcomes if o.status in TAGS_GONE]
+        return [step for step in steps if step.phase is not Phase.REWRITE]
+
+    @property
+    def deleted_tags(self) -> list[tuple[str, str, str]]:
+        """(repository, tag, digest) of the images actually deleted, or planned when not executed;
+        attachments' tags (``sha256-<hex>.sig``) are counted apart (:attr:`attachments_deleted`)."""
+        return [(s.repository, t, s.digest) for s in self.deleted_steps if s.attachment is None for t in s.tags]
+
+    @property
+    def attachments_deleted(self) -> dict[str, int]:
+        return attachment_kinds(self.deleted_steps)
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,14 @@ class Recovery:
     def deleted_tags(self) -> list[tuple[str, str, str]]:
         return [entry for round_ in self.rounds for entry in round_.deleted_tags]
 
+    @property
+    def attachments_deleted(self) -> dict[str, int]:
+        kinds: dict[str, int] = {}
+        for round_ in self.rounds:
+            for kind, count in round_.attachments_deleted.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        return kinds
+
     def outcome(self) -> Outcome:
         """One of: recovered, pruned, dry-run, nothing-to-do, cannot-help, push-failed, gc-failed, failed,
         interrupted."""
@@ -154,6 +169,9 @@ class Recovery:
             return Outcome(decision.outcome, code, decision.reason)
         tags = self.deleted_tags
         deleted = plural(len(tags), "tag")
+        attached = self.attachments_deleted
+        if attached:
+            deleted += f" and their {plural(sum(attached.values()), 'attachment')} ({describe_attachments(attached)})"
         if self.dry_run:
             names = ", ".join(f"{repo}:{tag}" for repo, tag, _ in tags[:20])
             more = f" and {len(tags) - 20} more" if len(tags) > 20 else ""
@@ -210,9 +228,6 @@ def choose_keep_cap(
         if predict_reclaim(inventories, deleted).bytes >= shortfall:
             return cap
     return floor
-
-
-TAGS_GONE = (Status.DELETED, Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED, Status.MANIFEST_FAILED)
 
 
 class Recoverer:
@@ -347,7 +362,9 @@ class Recoverer:
                 )
                 round_.execution = executor.run(plan.pairs())
                 deleted = len(round_.execution.by_status(Status.DELETED))
-                self.echo(f"deleted {plural(deleted, 'manifest')} ({plural(len(round_.deleted_tags), 'tag')})")
+                attached = sum(round_.attachments_deleted.values())
+                extra = f", {plural(attached, 'attachment')}" if attached else ""
+                self.echo(f"deleted {plural(deleted, 'manifest')} ({plural(len(round_.deleted_tags), 'tag')}{extra})")
                 if round_.execution.fatal is not None:
                     raise round_.execution.fatal
                 if round_.execution.interrupted:

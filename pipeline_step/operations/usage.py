@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from pipeline_step.errors import ExitCode
 from pipeline_step.operations.outcome import Outcome
+from pipeline_step.planning.attachments import find_attachments
 from pipeline_step.planning.build import InventorySource, Plan, build_plan, select_repositories
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.reclaim import (
@@ -45,6 +46,10 @@ class RepositoryUsage:
     tags_to_delete: int
     selected: bool  # the policy applies here (else it is scanned only to protect shared blobs)
     blocked: str | None = None
+    attachments: int = 0  # signatures, attestations, SBOMs and referrers (manifests), counted apart from images
+    attachments_to_delete: int = 0
+    orphans: int = 0  # attachments whose subject is gone (selected repositories only: they are planned)
+    orphan_bytes: int = 0  # what GC could free if this repository's orphans went
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +75,25 @@ class Usage:
     schema1: list[Schema1Tag] = field(default_factory=list)
     upgrade_check: bool = False  # schema1 manifests make the outcome "blocked" (exit 8)
     waiting_for_gc: PendingGarbage | None = None  # already unreferenced, freed by the next GC
+    attachments: int = 0
+    orphans: int = 0
+    orphan_bytes: int = 0  # each blob once, whole registry
     plan: Plan | None = None
 
     def outcome(self) -> Outcome:
         count = len(self.repositories)
+        attached = f" (and {self.attachments} attachments)" if self.attachments else ""
+        orphans = (
+            f"; {self.orphans} orphaned attachments hold {format_bytes(self.orphan_bytes)}" if self.orphans else ""
+        )
         waiting = ""
         if self.waiting_for_gc is not None:
             at_least = "" if self.waiting_for_gc.exact else "at least "
             waiting = f"; {at_least}{format_bytes(self.waiting_for_gc.bytes)} already waiting for garbage collection"
         message = (
-            f"{plural(count, 'repository', 'repositories')}, {plural(self.tags, 'tag')}, "
+            f"{plural(count, 'repository', 'repositories')}, {plural(self.tags, 'tag')}{attached}, "
             f"{format_bytes(self.referenced_bytes)} referenced{waiting}; pruning under the policy would reclaim "
-            f"{format_bytes(self.reclaimable_bytes)} more"
+            f"{format_bytes(self.reclaimable_bytes)} more{orphans}"
         )
         if self.schema1:
             where = sorted({entry.repository for entry in self.schema1})
@@ -143,6 +155,7 @@ def measure_usage(
     plans = {repo_plan.repository: repo_plan for repo_plan in plan.repositories}
     usage = Usage(generated_at=now, policy_scope=list(patterns), exact=exact, upgrade_check=upgrade_check, plan=plan)
     everything: dict[str, int] = {}
+    all_orphans: set[tuple[str, str]] = set()
     for inventory in sorted(inventories, key=lambda inv: inv.name):
         schema1 = sorted(inventory.schema1.items())
         usage.schema1.extend(Schema1Tag(inventory.name, tag, digest) for tag, digest in schema1)
@@ -151,6 +164,10 @@ def measure_usage(
         repo_plan = plans.get(inventory.name)
         gone = deleted.get(inventory.name, set())
         freed_here = _blob_bytes(inventory.manifests[d] for d in gone if d in inventory.manifests)
+        found = find_attachments(inventory)
+        orphans = repo_plan.orphans if repo_plan else []
+        orphan_freed, _ = reclaimable_blobs(inventories, {inventory.name: {o.digest for o in orphans}})
+        all_orphans.update((inventory.name, o.digest) for o in orphans)
         usage.repositories.append(
             RepositoryUsage(
                 repository=inventory.name,
@@ -161,6 +178,10 @@ def measure_usage(
                 tags_to_delete=sum(1 for d in repo_plan.deletions if d.tag is not None) if repo_plan else 0,
                 selected=repo_plan is not None,
                 blocked=repo_plan.blocked if repo_plan else None,
+                attachments=len(found.attachments) + len(found.contained),
+                attachments_to_delete=sum(1 for step in repo_plan.deleting if step.attachment) if repo_plan else 0,
+                orphans=len(orphans),
+                orphan_bytes=sum(orphan_freed.values()),
             )
         )
     usage.tags = sum(row.tags for row in usage.repositories)
@@ -170,4 +191,10 @@ def measure_usage(
     usage.reclaimable_blobs = plan.reclaim.blobs
     if pending is not None:
         usage.waiting_for_gc = pending(set(everything))  # every manifest and blob still referenced
+    usage.attachments = sum(row.attachments for row in usage.repositories)
+    usage.orphans = len(all_orphans)
+    freed_orphans, _ = reclaimable_blobs(
+        inventories, {name: {d for repo, d in all_orphans if repo == name} for name in plan.inventories}
+    )
+    usage.orphan_bytes = sum(freed_orphans.values())
     return usage

@@ -33,28 +33,45 @@ class RepositoryInventory:
     hidden: set[str] = field(default_factory=set)
     unchecked: str | None = None
     schema1: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: 3.x cannot say) of schema1
+    # Attachments (planning/attachments.py): the bytes of referrers-tag indexes, so a kept one can be
+    # rewritten without an entry; subjects that exist here untagged (a HEAD by digest found them);
+    # subjects whose existence could not be checked (-> kept); where the subjects of orphans were
+    # found in other repositories (None: not looked for); digests an earlier run deleted here.
+    raw: dict[str, bytes] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
+    uncertain: dict[str, str] = field(default_factory=dict)
+    elsewhere: dict[str, str] | None = None
+    elsewhere_error: str | None = None
+    deleted_before: set[str] = field(default_factory=set)
 
     def digests(self) -> set[str]:
         return set(self.tags.values())
 
 
+def platform_children(manifest: Manifest) -> list[str]:
+    """An index's children apart from buildx attestation manifests, whose configs carry no time."""
+    attestations = {child for child, _ in manifest.attestations}
+    return [child.digest for child in manifest.children if child.digest not in attestations]
+
+
 def config_digests(digest: str, manifests: dict[str, Manifest]) -> list[str]:
-    """The config blobs whose ``created`` dates ``digest``: its own, or every child's for an index."""
+    """The config blobs whose ``created`` dates ``digest``: its own, or every platform child's for an index."""
     manifest = manifests.get(digest)
     if manifest is None:
         return []
     if manifest.is_index:
-        return [config for child in manifest.children for config in config_digests(child.digest, manifests)]
+        return [config for child in platform_children(manifest) for config in config_digests(child, manifests)]
     return [manifest.config.digest] if manifest.config is not None else []
 
 
 def created_of(digest: str, manifests: dict[str, Manifest], configs: dict[str, datetime | None]) -> datetime | None:
-    """An image's config time; an index's newest child. Unknown anywhere means unknown."""
+    """An image's config time; an index's newest platform child (attestation manifests are not
+    images: buildx gives them no time). Unknown anywhere means unknown."""
     manifest = manifests.get(digest)
     if manifest is None:
         return None
     if manifest.is_index:
-        times = [created_of(child.digest, manifests, configs) for child in manifest.children]
+        times = [created_of(child, manifests, configs) for child in platform_children(manifest)]
         if not times or any(t is None for t in times):
             return None
         return max(t for t in times if t is not None)

@@ -19,6 +19,9 @@ Rules, in order:
    deleted: that tag might share a digest with a deletion.
 9. A ghost tag (direct mode: a tag directory left without its link by an
    interrupted delete) is removed, so the registry stops listing it.
+10. Attachments (signatures, attestations, SBOMs, referrers) are never
+    candidates and never count toward ``keep``: they follow their subject, after
+    it (planning/attachments.py).
 
 Every decision carries its reason.
 """
@@ -29,55 +32,34 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
+from pipeline_step.planning import attachments
 from pipeline_step.planning.inventory import RepositoryInventory
+from pipeline_step.planning.steps import Action, Decision, DeleteStep, Orphan, Phase
 from pipeline_step.policy.config import RetentionPolicy
 from pipeline_step.policy.versions import version_key
 from pipeline_step.support.units import format_duration, plural
+
+__all__ = [
+    "GHOST_REASON",
+    "SCHEMA1_REASON",
+    "Action",
+    "Decision",
+    "DeleteStep",
+    "Orphan",
+    "Phase",
+    "RepositoryPlan",
+    "plan_repository",
+    "shared_time_note",
+    "tie_break",
+]
 
 SCHEMA1_REASON = (
     "schema1 manifest: cannot be read by registry 3.x; blocks its garbage collection "
     "(re-push the image as schema2/OCI, or delete the tag, before upgrading)"
 )
 GHOST_REASON = "ghost tag: listed, but it resolves to nothing (left by an interrupted delete); its directory is removed"
-
-
-class Action(str, Enum):
-    DELETE = "delete"
-    KEEP = "keep"
-    REPAIR = "repair"  # a ghost tag (listed, no link) is removed; no manifest is touched
-
-
-class Phase(int, Enum):
-    """Deletion order: an index goes before its children, so no kept name ever
-    points at an index whose children are already gone."""
-
-    INDEX = 0
-    IMAGE = 1
-    ORPHAN_CHILD = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    repository: str
-    tag: str | None  # None for an untagged child manifest
-    digest: str | None  # None when the tag could not be resolved
-    action: Action
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteStep:
-    """One DELETE by digest, and the tags it is expected to remove."""
-
-    repository: str
-    digest: str
-    tags: tuple[str, ...]
-    media_type: str
-    phase: Phase
-    reason: str
 
 
 @dataclass(slots=True)
@@ -89,6 +71,8 @@ class RepositoryPlan:
     repairs: list[str] = field(default_factory=list)  # ghost tags to remove
     notes: list[str] = field(default_factory=list)  # what the operator should know about this plan
     blocked: str | None = None  # why nothing is deleted here, when that was forced
+    orphans: list[Orphan] = field(default_factory=list)  # attachments whose subject is gone
+    attachments_kept: dict[str, int] = field(default_factory=dict)  # kind -> attachments kept with their subject
 
     @property
     def deletions(self) -> list[Decision]:
@@ -97,6 +81,11 @@ class RepositoryPlan:
     @property
     def keeps(self) -> list[Decision]:
         return [d for d in self.decisions if d.action is Action.KEEP]
+
+    @property
+    def deleting(self) -> list[DeleteStep]:
+        """The steps that delete a manifest (a rewrite keeps its tag)."""
+        return [step for step in self.steps if step.phase is not Phase.REWRITE]
 
 
 def _order_candidates(
@@ -170,8 +159,11 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
         # Never a candidate: nothing it references can be known. It cannot share a digest with one
         # either: a candidate's manifest is schema2 or OCI, so it does not block the repository.
         plan.decisions.append(Decision(repo, tag, inventory.schema1[tag], Action.KEEP, SCHEMA1_REASON))
+    found = attachments.find_attachments(inventory, policy)
     for tag in sorted(inventory.tags):
-        reason = policy.not_candidate_reason(tag)
+        if tag in found.governed:
+            continue  # an attachment's tag: decided by its subject, below
+        reason = found.riders.get(tag) or policy.not_candidate_reason(tag)
         if reason is None:
             candidates.append(tag)
         else:
@@ -259,6 +251,8 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
             del delete_reason[tag]
 
     for tag in sorted(inventory.tags):
+        if tag in found.governed:
+            continue
         digest = inventory.tags[tag]
         if tag in delete_reason:
             plan.decisions.append(Decision(repo, tag, digest, Action.DELETE, delete_reason[tag]))
@@ -266,6 +260,7 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
             plan.decisions.append(Decision(repo, tag, digest, Action.KEEP, keep_reason[tag]))
 
     plan.steps = _delete_steps(inventory, delete_reason, kept_digest_owner, kept_by_index)
+    attachments.plan_attachments(plan, attachments.context(inventory, policy, found, kept_digest_owner, kept_by_index))
     # Rule 9: a ghost tag names no manifest, so it protects nothing; removing it only repairs the listing.
     for tag in sorted(inventory.ghosts):
         plan.repairs.append(tag)
@@ -273,6 +268,10 @@ def plan_repository(inventory: RepositoryInventory, policy: RetentionPolicy, now
     for step in plan.steps:
         if step.phase is Phase.ORPHAN_CHILD:
             plan.decisions.append(Decision(repo, None, step.digest, Action.DELETE, step.reason))
+        elif step.phase is not Phase.REWRITE and not step.tags:
+            plan.decisions.append(
+                Decision(repo, None, step.digest, Action.DELETE, step.reason, step.attachment, step.subject)
+            )
     return plan
 
 

@@ -25,15 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline_step.errors import ConfigError, UsageError
 from pipeline_step.policy.globs import glob_matches, specificity
+from pipeline_step.registry.artifacts import is_scheme_tag
 from pipeline_step.registry.reference import validate_registry_url
 from pipeline_step.support.units import format_duration, parse_duration
 
 Order = Literal["semver", "created"]
+AttachmentRule = Literal["delete", "keep"]  # attachments of a deleted image: deleted with it, or kept
+OrphanRule = Literal["keep", "delete"]  # attachments whose subject is gone: listed only, or pruned
 
 DEFAULT_MATCH = r"^v?\d+\.\d+\.\d+-"  # any semver pre-release: 3.3.0-alpha.74, 1.0.0-rc.1
 DEFAULT_KEEP = 10
 DEFAULT_ORDER: Order = "semver"
 DEFAULT_PROTECT = (r"^latest$", r"^v?\d+\.\d+\.\d+$")  # latest and plain X.Y.Z releases
+DEFAULT_ATTACHMENTS: AttachmentRule = "delete"
+DEFAULT_ORPHANS: OrphanRule = "keep"
 DEFAULT_CONCURRENCY = 4  # the registry saturates 2 cores by c=4 (see README, Performance)
 
 
@@ -58,6 +63,8 @@ class PolicySettings(BaseModel):
     order: Order | None = None
     older_than: str | None = None
     protect: list[str] | None = None
+    attachments: AttachmentRule | None = None
+    orphans: OrphanRule | None = None
 
     @field_validator("match", "exclude")
     @classmethod
@@ -130,6 +137,8 @@ class RetentionPolicy:
     order: Order
     older_than: timedelta | None
     protect: tuple[re.Pattern[str], ...]
+    attachments: AttachmentRule = DEFAULT_ATTACHMENTS
+    orphans: OrphanRule = DEFAULT_ORPHANS
     # Where each knob's value came from: "flag --keep", "override team/big", "file policy", "default".
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -155,7 +164,8 @@ class RetentionPolicy:
         return None
 
     def needs_age_of(self, tag: str) -> bool:
-        return self.needs_created and self.not_candidate_reason(tag) is None
+        # Signatures and referrers tags are never candidates: their age is never asked.
+        return self.needs_created and not is_scheme_tag(tag) and self.not_candidate_reason(tag) is None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -165,6 +175,8 @@ class RetentionPolicy:
             "order": self.order,
             "older_than": format_duration(self.older_than) if self.older_than else None,
             "protect": [pattern.pattern for pattern in self.protect],
+            "attachments": self.attachments,
+            "orphans": self.orphans,
             "source": dict(self.sources),
         }
 
@@ -204,6 +216,8 @@ class Configuration:
             "order": DEFAULT_ORDER,
             "older_than": None,
             "protect": list(DEFAULT_PROTECT),
+            "attachments": DEFAULT_ATTACHMENTS,
+            "orphans": DEFAULT_ORPHANS,
         }
         sources = dict.fromkeys(values, "default")
         for name, layer in layers:
@@ -222,6 +236,8 @@ class Configuration:
             order=values["order"],
             older_than=parse_duration(values["older_than"]) if values["older_than"] else None,
             protect=tuple(re.compile(pattern) for pattern in values["protect"]),
+            attachments=values["attachments"],
+            orphans=values["orphans"],
             sources=sources,
         )
 

@@ -44,6 +44,11 @@ class Manifest:
     config: Descriptor | None = None
     layers: tuple[Descriptor, ...] = ()
     children: tuple[Descriptor, ...] = ()
+    # OCI 1.1: the manifest this one is attached to (a signature, an SBOM), and what kind of artifact it is.
+    subject: str | None = None
+    artifact_type: str = ""
+    # An index's buildx attestation manifests: (child digest, digest of the platform manifest it describes or "").
+    attestations: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_index(self) -> bool:
@@ -100,6 +105,35 @@ def _descriptor(raw: object, manifest: str, field: str, index: int = -1, *, shar
     return make(sys.intern(digest), size, sys.intern(media_type) if isinstance(media_type, str) else "")
 
 
+ATTESTATION_TYPE = "vnd.docker.reference.type"
+ATTESTATION_DIGEST = "vnd.docker.reference.digest"
+
+
+def _attestation(raw: object) -> tuple[bool, str]:
+    """Whether an index entry is a buildx attestation manifest, and the digest it describes.
+
+    Docker's attestation storage marks them with two annotations; their platform is
+    ``unknown/unknown``, which alone marks them too (the annotations may have been stripped).
+    """
+    if not isinstance(raw, dict):
+        return False, ""
+    annotations = raw.get("annotations")
+    if isinstance(annotations, dict) and annotations.get(ATTESTATION_TYPE) == "attestation-manifest":
+        described = annotations.get(ATTESTATION_DIGEST)
+        return True, described if isinstance(described, str) and is_digest(described) else ""
+    platform = raw.get("platform")
+    if isinstance(platform, dict) and platform.get("os") == "unknown" and platform.get("architecture") == "unknown":
+        return True, ""
+    return False, ""
+
+
+def _artifact_fields(document: dict[str, object], digest: str) -> tuple[str | None, str]:
+    subject_raw = document.get("subject")
+    subject = _descriptor(subject_raw, digest, "subject").digest if subject_raw is not None else None
+    artifact_type = document.get("artifactType")
+    return subject, sys.intern(artifact_type) if isinstance(artifact_type, str) else ""
+
+
 def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manifest:
     """Parse ``body`` (already verified against ``digest``) into a :class:`Manifest`."""
     try:
@@ -128,15 +162,25 @@ def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manife
             f"manifest {digest} has the media type {media_type[:100]!r}, which this tool does not know",
             hint="nothing in its repository is deleted: what it references cannot be known",
         )
+    subject, artifact_type = _artifact_fields(document, digest)
     if media_type in mediatypes.INDEX_TYPES:
         children = document.get("manifests") or []
         if not isinstance(children, list):
             raise RegistryProtocolError(f"index {digest} has a non-list 'manifests'")
+        descriptors = tuple(_descriptor(c, digest, "child", i) for i, c in enumerate(children))
+        attestations = []
+        for descriptor, raw in zip(descriptors, children, strict=True):
+            marked, described = _attestation(raw)
+            if marked:
+                attestations.append((descriptor.digest, described))
         return Manifest(
             digest=digest,
             media_type=sys.intern(media_type),
             size=len(body),
-            children=tuple(_descriptor(c, digest, "child", i) for i, c in enumerate(children)),
+            children=descriptors,
+            subject=subject,
+            artifact_type=artifact_type,
+            attestations=tuple(attestations),
         )
     config_raw = document.get("config")
     layers_raw = document.get("layers") or []
@@ -149,6 +193,8 @@ def parse_manifest(body: bytes, digest: str, content_type: str | None) -> Manife
         size=len(body),
         config=_descriptor(config_raw, digest, "config") if config_raw is not None else None,
         layers=_shared_layers(layers),
+        subject=subject,
+        artifact_type=artifact_type,
     )
 
 

@@ -2,7 +2,12 @@
 
 ``deleted`` lists what a run deleted, or, for ``plan`` and ``--dry-run``, what
 it would delete (``executed`` tells which). Every entry is
-``{repository, tag, digest, reason}``; ``tag`` is null for an untagged child.
+``{repository, tag, digest, reason, attachment, subject}``; ``tag`` is null for
+an untagged child; ``attachment`` names the kind of a signature, attestation,
+SBOM, referrers index or other referrer, and ``subject`` the digest it is
+attached to (both null for images). ``rewritten`` lists kept referrers indexes
+put back without the entries deleted; ``orphans`` every attachment whose
+subject is gone, with its bytes and fate.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from pipeline_step.execution.executor import Status, StepOutcome
 from pipeline_step.operations.prune import PruneRun
-from pipeline_step.planning.planner import Action
+from pipeline_step.planning.planner import Action, Orphan, Phase
 from pipeline_step.reports.envelope import Report
 
 
@@ -26,28 +31,65 @@ class Entry:
     tag: str | None
     digest: str | None
     reason: str
+    attachment: str | None = None  # signature, attestation, SBOM, referrers index, referrer; null for an image
+    subject: str | None = None  # the digest an attachment is attached to
 
 
-ENTRY_LISTS = ("deleted", "kept", "skipped", "failed", "not_attempted", "repaired")
+ENTRY_LISTS = ("deleted", "kept", "skipped", "failed", "not_attempted", "repaired", "rewritten")
+
+
+class OrphanEntry(BaseModel):
+    """An attachment whose subject no longer exists in its repository."""
+
+    repository: str
+    digest: str
+    tags: list[str]
+    kind: str
+    subject: str
+    action: Literal["delete", "keep"]
+    reason: str
+    bytes: int  # its manifest and the blobs it references (shared blobs included)
+
+    @classmethod
+    def of(cls, orphan: Orphan) -> OrphanEntry:
+        return cls(
+            repository=orphan.repository,
+            digest=orphan.digest,
+            tags=list(orphan.tags),
+            kind=orphan.kind,
+            subject=orphan.subject,
+            action="delete" if orphan.action is Action.DELETE else "keep",
+            reason=orphan.reason,
+            bytes=orphan.bytes,
+        )
 
 
 class RepositorySummary(BaseModel):
     repository: str
     policy: dict[str, Any]
-    tags: int
-    deleted: int
+    tags: int  # every tag, attachments' included
+    deleted: int  # the images' tags
     kept: int
     blocked: str | None = None
+    attachments_deleted: int = 0
+    attachments_kept: int = 0
+    orphans: int = 0
 
 
 class Summary(BaseModel):
-    deleted: int = 0
+    deleted: int = 0  # the images' tags; attachments are counted apart
     kept: int = 0
     skipped: int = 0
     failed: int = 0
     not_attempted: int = 0
-    manifests_deleted: int = 0
+    manifests_deleted: int = 0  # every manifest, attachments' included
     repaired: int = 0  # ghost tags removed (or, in a dry run, to remove)
+    attachments_deleted: int = 0  # signatures, attestations, SBOMs, referrers indexes and other referrers
+    attachments_kept: int = 0
+    attachment_kinds: dict[str, int] = Field(default_factory=dict)  # kind -> attachments deleted
+    indexes_rewritten: int = 0  # kept referrers indexes put back without a deleted entry
+    orphans: int = 0
+    orphans_deleted: int = 0
 
 
 class PruneReport(Report):
@@ -67,15 +109,18 @@ class PruneReport(Report):
     failed: list[Entry] = Field(default_factory=list)
     not_attempted: list[Entry] = Field(default_factory=list)
     repaired: list[Entry] = Field(default_factory=list)  # ghost tags: listed without a link, removed
+    rewritten: list[Entry] = Field(default_factory=list)  # kept referrers indexes, without the deleted entries
+    orphans: list[OrphanEntry] = Field(default_factory=list)
+    orphan_bytes: int | None = None  # what garbage collection could free if every orphan went
 
-    STREAMED: ClassVar[tuple[str, ...]] = ENTRY_LISTS
+    STREAMED: ClassVar[tuple[str, ...]] = (*ENTRY_LISTS, "orphans")
 
 
 def _entries_for(outcome: StepOutcome, reason: str) -> list[Entry]:
     step = outcome.step
-    if not step.tags:
-        return [Entry(repository=step.repository, tag=None, digest=step.digest, reason=reason)]
-    return [Entry(repository=step.repository, tag=tag, digest=step.digest, reason=reason) for tag in step.tags]
+    return [
+        Entry(step.repository, tag, step.digest, reason, step.attachment, step.subject) for tag in step.tags or (None,)
+    ]
 
 
 def build_prune_report(
@@ -99,6 +144,7 @@ def build_prune_report(
         audit_log=audit_log,
         predicted_reclaim_bytes=plan.reclaim.bytes if plan.reclaim else None,
         requests=requests,
+        orphan_bytes=run.orphan_bytes,
         notes=list(run.notes),
         summary=Summary(**{name: getattr(tally, name) for name in Summary.model_fields}),
     )
@@ -109,14 +155,29 @@ def build_prune_report(
                 repository=repo_plan.repository,
                 policy=repo_plan.policy.describe(),
                 tags=sum(1 for d in repo_plan.decisions if d.tag is not None),
-                deleted=sum(1 for d in repo_plan.deletions if d.tag is not None),
-                kept=len(repo_plan.keeps),
+                deleted=sum(1 for d in repo_plan.deletions if d.tag is not None and not d.attachment),
+                kept=sum(1 for d in repo_plan.keeps if not d.attachment),
                 blocked=repo_plan.blocked,
+                attachments_deleted=sum(1 for step in repo_plan.deleting if step.attachment),
+                attachments_kept=sum(repo_plan.attachments_kept.values()),
+                orphans=len(repo_plan.orphans),
             )
         )
+        report.orphans.extend(OrphanEntry.of(orphan) for orphan in repo_plan.orphans)
+        if execution is None:
+            report.rewritten.extend(
+                Entry(step.repository, step.tags[0], step.digest, step.reason, step.attachment, step.subject)
+                for step in repo_plan.steps
+                if step.phase is Phase.REWRITE
+            )
         for decision in repo_plan.decisions:
             entry = Entry(
-                repository=decision.repository, tag=decision.tag, digest=decision.digest, reason=decision.reason
+                decision.repository,
+                decision.tag,
+                decision.digest,
+                decision.reason,
+                decision.attachment,
+                decision.subject,
             )
             if decision.action is Action.KEEP:
                 report.kept.append(entry)
@@ -130,7 +191,9 @@ def build_prune_report(
         for step_outcome in execution.outcomes:
             key = (step_outcome.step.repository, step_outcome.step.digest)
             status = step_outcome.status
-            if status is Status.DELETED:
+            if step_outcome.step.phase is Phase.REWRITE and status in (Status.DELETED, Status.ALREADY_GONE):
+                report.rewritten.extend(_entries_for(step_outcome, reasons[key]))
+            elif status is Status.DELETED:
                 report.deleted.extend(_entries_for(step_outcome, reasons[key]))
             elif status in (Status.ALREADY_GONE, Status.UNTAGGED, Status.TAGS_DELETED):
                 report.deleted.extend(_entries_for(step_outcome, f"{reasons[key]}; {step_outcome.detail}"))
@@ -149,5 +212,6 @@ def build_prune_report(
     for name in ENTRY_LISTS:
         entries: list[Entry] = getattr(report, name)
         entries.sort(key=lambda e: (e.repository, e.tag or "", e.digest or ""))
+    report.orphans.sort(key=lambda o: (o.repository, o.digest))
     report.conclude(outcome)
     return report

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 from pipeline_step.execution.executor import Status
 from pipeline_step.integrations.slack import BuildContext, RecoverySummary
 from pipeline_step.operations.recover import Recovery
+from pipeline_step.planning.planner import Phase
+from pipeline_step.registry.artifacts import plural
 from pipeline_step.reports.envelope import Report
 from pipeline_step.reports.gc import GcSection, gc_section
 from pipeline_step.reports.prune import Entry, Summary
@@ -89,11 +91,11 @@ def _entries(recovery: Recovery, statuses: tuple[Status, ...]) -> list[Entry]:
                 )
             continue
         for outcome in round_.execution.outcomes:
-            if outcome.status in statuses:
+            if outcome.status in statuses and outcome.step.phase is not Phase.REWRITE:
                 step = outcome.step
                 reason = step.reason if outcome.status is Status.DELETED else outcome.detail
                 entries.extend(
-                    Entry(repository=step.repository, tag=tag, digest=step.digest, reason=reason)
+                    Entry(step.repository, tag, step.digest, reason, step.attachment, step.subject)
                     for tag in (step.tags or (None,))
                 )
     return entries
@@ -132,8 +134,11 @@ def build_recovery_report(recovery: Recovery, *, audit_log: str | None = None) -
         audit_log=audit_log,
         notes=list(recovery.notes),
     )
+    attached = recovery.attachments_deleted
     report.summary = Summary(
-        deleted=sum(1 for entry in report.deleted if entry.tag is not None),
+        deleted=sum(1 for entry in report.deleted if entry.tag is not None and entry.attachment is None),
+        attachments_deleted=sum(attached.values()),
+        attachment_kinds=attached,
         skipped=sum(1 for entry in report.skipped if entry.tag is not None),
         failed=sum(1 for entry in report.failed if entry.tag is not None),
         manifests_deleted=sum(
@@ -174,7 +179,7 @@ def build_recovery_report(recovery: Recovery, *, audit_log: str | None = None) -
 
 
 def slack_summary(report: RecoveryReport, build: BuildContext | None = None) -> RecoverySummary:
-    deleted = [f"{e.repository}:{e.tag}" for e in report.deleted if e.tag is not None]
+    deleted = [f"{e.repository}:{e.tag}" for e in report.deleted if e.tag is not None and e.attachment is None]
     return RecoverySummary(
         outcome=report.message,
         success=report.exit_code == 0,
@@ -182,6 +187,7 @@ def slack_summary(report: RecoveryReport, build: BuildContext | None = None) -> 
         registry=report.registry,
         repositories=report.repositories,
         deleted_tags=deleted,
+        deleted_attachments={plural(kind, 2): n for kind, n in report.summary.attachment_kinds.items()},
         bytes_freed=report.freed_bytes,
         bytes_predicted=report.predicted_reclaim_bytes,
         push_attempted=report.push is not None,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from pipeline_step.operations.usage import RepositoryUsage, Schema1Tag, Usage
 from pipeline_step.planning.reclaim import PendingGarbage
 from pipeline_step.reports.envelope import Report
+from pipeline_step.reports.prune import OrphanEntry
 
 
 class UsageReport(Report):
@@ -26,6 +27,12 @@ class UsageReport(Report):
     exact: bool = False  # True in direct mode, where untagged revisions are seen too
     # Tags naming schema1 manifests: registry 3.x cannot read them, and its garbage collection stops at one.
     schema1: list[Schema1Tag] = Field(default_factory=list)
+    attachments: int = 0  # signatures, attestations, SBOMs and referrers, apart from the images
+    orphan_bytes: int = 0  # what GC could free if every orphan went, each blob once
+    # Attachments whose subject is gone, in the repositories the policy applies to.
+    orphans: list[OrphanEntry] = Field(default_factory=list)
+
+    STREAMED: ClassVar[tuple[str, ...]] = ("orphans",)
 
 
 def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> UsageReport:
@@ -47,6 +54,10 @@ def build_usage_report(usage: Usage, *, registry: str, started: datetime) -> Usa
         waiting_for_gc=usage.waiting_for_gc,
         exact=usage.exact,
         schema1=usage.schema1,
+        attachments=usage.attachments,
+        orphan_bytes=usage.orphan_bytes,
     )
+    for repo_plan in usage.plan.repositories if usage.plan is not None else ():
+        report.orphans.extend(OrphanEntry.of(orphan) for orphan in repo_plan.orphans)
     report.conclude(outcome)
     return report

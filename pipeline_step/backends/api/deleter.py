@@ -8,6 +8,7 @@ that follows scans only the tags left.
 
 from __future__ import annotations
 
+from pipeline_step.backends.listing import check_unlisted
 from pipeline_step.errors import DeleteDisabledError, NotFoundError
 from pipeline_step.planning.planner import DeleteStep
 from pipeline_step.registry.client import RegistryClient
@@ -87,6 +88,11 @@ class ApiDeleter:
         return True
 
     def delete(self, step: DeleteStep) -> DeleteResult:
+        check_unlisted(step, self.resolve_tag_manifest)
+        if step.replacement is not None:
+            # A kept referrers index without the entries being deleted: the new index goes under the
+            # tag first, so the tag never names nothing; then the old one, now untagged, is deleted.
+            self.client.put_manifest(step.repository, step.tags[0], step.replacement, step.media_type)
         try:
             return self.client.delete_manifest(step.repository, step.digest)
         except NotFoundError:

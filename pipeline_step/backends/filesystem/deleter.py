@@ -19,7 +19,10 @@ tags that answer 404. A tag directory leaves in one atomic rename into the
 repository's trash (then is removed there), so a kill at any moment leaves the
 tag either whole or gone, never listed without its link; the next run empties
 the trash and repairs such "ghost" tags left by older versions or other
-tools. Blobs are never touched.
+tools. Blobs are never deleted. The one write is a rewritten referrers index (a
+kept image's index without an entry being deleted): its blob, revision link and
+tag links are written as the registry's own manifest PUT writes them, the tag's
+``current/link`` last and by one rename.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from typing import Iterator
 
 from pipeline_step.backends.filesystem.layout import GHOST_MIN_AGE, PERMISSION_HINT, StorageLayout, StorageLayoutError
 from pipeline_step.backends.filesystem.source import read_manifest
+from pipeline_step.backends.listing import check_unlisted
 from pipeline_step.errors import DeleteDisabledError
 from pipeline_step.planning.planner import DeleteStep
+from pipeline_step.registry.digest import compute_digest
 from pipeline_step.registry.model import DeleteResult, RegistryLine
 
 
@@ -95,7 +100,10 @@ class StorageDeleter:
         legacy = layout.layer_link(step.repository, step.digest)
         if not (os.path.isfile(revision) or os.path.isfile(legacy)):
             return DeleteResult.ALREADY_GONE  # the API answers 404 and untags nothing
+        check_unlisted(step, self.resolve_tag_manifest)
         with _access(f"delete {step.repository}@{step.digest}"):
+            if step.replacement is not None:
+                self._put_under_tag(step.repository, step.tags[0], step.replacement)
             for tag in step.tags:
                 if layout.tag_digest(step.repository, tag) == step.digest:
                     self._remove_tag_dir(step.repository, tag)
@@ -132,6 +140,32 @@ class StorageDeleter:
         """Tag directories an interrupted run moved out but did not get to remove."""
         with _access(f"clean up {repository}"):
             _remove_tree(self.layout.trash_dir(repository))
+
+    def _put_under_tag(self, repository: str, tag: str, body: bytes) -> None:
+        """What distribution's manifest PUT by tag writes: the blob, the revision link, the tag's
+        index link, then its ``current/link``."""
+        layout = self.layout
+        digest = compute_digest(body)
+        blob = layout.blob_data(digest)
+        if not os.path.isfile(blob):
+            self._write(blob, body, repository)
+        self._write(layout.revision_link(repository, digest), digest.encode(), repository)
+        algorithm, _, hexpart = digest.partition(":")
+        tag_dir = layout.tag_dir(repository, tag)
+        self._write(f"{tag_dir}/index/{algorithm}/{hexpart}/link", digest.encode(), repository)
+        self._write(f"{tag_dir}/current/link", digest.encode(), repository)
+
+    def _write(self, path: str, data: bytes, repository: str) -> None:
+        """Write through a file in the repository's trash, renamed into place: never half a file."""
+        trash = self.layout.trash_dir(repository)
+        os.makedirs(trash, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        scratch = f"{trash}/write.{uuid.uuid4().hex[:12]}"
+        with open(scratch, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(scratch, path)
 
     def _remove_tag_dir(self, repository: str, tag: str) -> None:
         trash = self.layout.trash_dir(repository)

@@ -5,7 +5,9 @@ per tag, one read of every revision's manifest blob (verified against its
 digest, like the API client does), and one config blob read per distinct
 digest only when the policy needs creation times. Untagged revisions are
 read too: garbage collection keeps their blobs, so the reclaim prediction
-must count them as survivors.
+must count them as survivors. So are untagged referrers (manifests with a
+``subject``) that no referrers index lists: the API sees them only where the
+registry offers the referrers API; here every one is seen.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Callable
 from pipeline_step.backends.paths import CONFIG_LIMIT, GHOST_MIN_AGE
 from pipeline_step.backends.reader import StorageReader
 from pipeline_step.errors import RegistryError, RegistryProtocolError, RepositoryNotFoundError, Schema1ManifestError
+from pipeline_step.planning.attachments import find_attachments
 from pipeline_step.planning.inventory import RepositoryInventory, config_digests, created_of, refuse_unsound_trees
 from pipeline_step.registry import mediatypes
+from pipeline_step.registry.artifacts import REFERRERS_INDEX, parse_scheme_tag
 from pipeline_step.registry.model import Manifest, parse_created, parse_manifest
 from pipeline_step.support.concurrency import run_bounded
 from pipeline_step.support.progress import Progress, ProgressFactory, null_progress
@@ -94,6 +98,7 @@ class StorageInventorySource:
         refuse_unsound_trees(inventory)
         tagged = set(inventory.tags.values())
         inventory.untagged = {digest for digest in inventory.manifests if digest not in tagged}
+        self._read_attachment_facts(inventory)
         wanted = {digest for tag, digest in inventory.tags.items() if needs_created(tag)}
         if wanted:
             self._collect_created(inventory, wanted)
@@ -109,6 +114,34 @@ class StorageInventorySource:
         except RegistryError as exc:
             inventory.unchecked = exc.message
             return None
+
+    def _read_attachment_facts(self, inventory: RepositoryInventory) -> None:
+        """The bytes of referrers indexes (to rewrite one without an entry), and which missing subjects
+        are linked the legacy way (2.1.0 linked some manifests into ``_layers`` only)."""
+        for tag, digest in inventory.tags.items():
+            scheme = parse_scheme_tag(tag)
+            manifest = inventory.manifests.get(digest)
+            if scheme is not None and scheme.kind == REFERRERS_INDEX and manifest is not None and manifest.is_index:
+                try:
+                    inventory.raw[digest] = self.reader.read_blob(digest)
+                except RegistryError as exc:
+                    log.warning("cannot read referrers index %s of %s: %s", digest, inventory.name, exc)
+        for digest in find_attachments(inventory).subjects_missing(inventory):
+            if self.reader.has_revision(inventory.name, digest):
+                inventory.present.add(digest)
+
+    def locate(self, digests: set[str], *, outside: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for repository in self.reader.repositories():
+            if repository == outside:
+                continue
+            for digest in sorted(digests - set(found)):
+                if self.reader.has_revision(repository, digest):
+                    found[digest] = repository
+        return found
+
+    def add_referrers(self, inventory: RepositoryInventory, subjects: set[str]) -> int:
+        return 0  # every revision was read: untagged referrers are in the inventory already
 
     def _read_tags(self, inventory: RepositoryInventory, tag_names: list[str], bar: Progress) -> list[tuple[str, str]]:
         """Resolve tags to the manifests already read; returns the (tag, digest) pairs still open."""
