@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 
@@ -42,8 +42,15 @@ def raw_floor(
             listed.raise_for_status()
             refs.extend((repository, tag) for tag in listed.json().get("tags") or [])
 
+        def send(method: str, path: str, **options: Any) -> httpx.Response:
+            # One retry of a dropped keep-alive connection (3.x's server closes idle ones), as any client does.
+            try:
+                return client.request(method, path, **options)
+            except httpx.TransportError:
+                return client.request(method, path, **options)
+
         def head(ref: tuple[str, str]) -> tuple[str, str, str]:
-            response = client.head(f"/v2/{ref[0]}/manifests/{ref[1]}", headers={"Accept": ACCEPT})
+            response = send("HEAD", f"/v2/{ref[0]}/manifests/{ref[1]}", headers={"Accept": ACCEPT})
             response.raise_for_status()
             return ref[0], ref[1], response.headers["docker-content-digest"]
 
@@ -51,8 +58,8 @@ def raw_floor(
         targets = sorted({(repo, digest) for repo, tag, digest in resolved if doomed is not None and doomed(tag)})
 
         def delete(target: tuple[str, str]) -> None:
-            response = client.delete(f"/v2/{target[0]}/manifests/{target[1]}")
-            if response.status_code != 202:
+            response = send("DELETE", f"/v2/{target[0]}/manifests/{target[1]}")
+            if response.status_code not in (202, 404):  # 404: a retried DELETE the first attempt applied
                 raise RuntimeError(f"DELETE {target}: HTTP {response.status_code}")
 
         list(pool.map(delete, targets))

@@ -2,13 +2,16 @@
 # Install everything this project needs on a fresh Debian/Ubuntu machine:
 # the Debian packages when missing (docker-registry, skopeo, groovy; podman,
 # buildah, runc and debootstrap for the container tests and demo), and a
-# Python virtualenv in .venv with the package and its test tools.
+# Python virtualenv in .venv with the package and its test tools; then the
+# Go-built tools the tests use (registry 3.x, oras, cosign), unless --no-go-tools.
 # One line per step, so a slow step is never silent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { echo "setup: $*" >&2; }
+go_tools=1
+[ "${1:-}" = "--no-go-tools" ] && go_tools=0
 
 packages=(docker-registry skopeo groovy podman buildah runc debootstrap)
 missing=()
@@ -50,6 +53,8 @@ fi
 
 # Registry 3.x (and 3.0.0 for its one test), oras and cosign, built from the Go module proxy once per
 # version into the cache folder the tests and CI share (a few minutes the first time, nothing after).
-step "Go-built tools (registry 3.x, oras, cosign), built once per version in ${REGISTRY_PRUNE_TOOLS:-~/.cache/registry-prune/tools}"
-./scripts/gotools.sh
+if [ "$go_tools" = 1 ]; then
+  step "Go-built tools (registry 3.x, oras, cosign), built once per version in ${REGISTRY_PRUNE_TOOLS:-~/.cache/registry-prune/tools}"
+  ./scripts/gotools.sh
+fi
 step "done; the tool is .venv/bin/registry-prune"

@@ -95,7 +95,11 @@ class RegistryServer:
         return self.workdir / "config.yml"
 
     def config(self) -> dict[str, Any]:
-        driver = {"s3": self.s3} if self.s3 is not None else {"filesystem": {"rootdirectory": str(self.storage)}}
+        s3 = self.s3
+        if s3 is not None and self.line != "2.8":
+            # 3.x's s3 driver addresses buckets by host name (bucket.127.0.0.1) unless told otherwise.
+            s3 = {**s3, "forcepathstyle": True}
+        driver = {"s3": s3} if s3 is not None else {"filesystem": {"rootdirectory": str(self.storage)}}
         storage: dict[str, Any] = {
             **driver,
             "delete": {"enabled": self.delete_enabled},
