@@ -18,6 +18,7 @@ from tests.support.cli import run_cli
 from tests.support.proxy import Fault, RecordingProxy, Rule, Rules
 from tests.support.registry import RegistryFactory
 from tests.support.registry_state import RegistryState
+from tests.support.s3 import S3Server
 from tests.support.storage_seed import StorageWriter, tree
 
 REPO = "team/app"
@@ -56,14 +57,14 @@ RC_POLICY = ("--repo", REPO, "--match", r"^rc-[0-9]+$", "--keep", "1", "--order"
 
 
 def seed_rc(storage: Path) -> dict[str, str]:
-    """rc-1..3 (rc-3 newest) and rc-1-approved on rc-1's digest: the tag #4891 hides."""
+    """rc-1..3 (rc-3 newest) and rc-1approved on rc-1's digest: the tag #4891 hides (it sorts after "rc-1/")."""
     writer = StorageWriter(storage)
     digests = {
         f"rc-{n}": writer.image(REPO, f"rc-{n}", created=f"2024-03-0{n}T00:00:00Z", label=f"rc{n}").digest
         for n in (1, 2, 3)
     }
-    writer.tag(REPO, "rc-1-approved", digests["rc-1"])
-    digests["rc-1-approved"] = digests["rc-1"]
+    writer.tag(REPO, "rc-1approved", digests["rc-1"])
+    digests["rc-1approved"] = digests["rc-1"]
     return digests
 
 
@@ -125,12 +126,12 @@ def test_a_tag_the_list_hides_survives_on_3x(registry_factory: RegistryFactory, 
     tag_deletes = [r.path for r in proxy.requests if r.method == "DELETE" and "/manifests/rc-" in r.path]
     assert sorted(tag_deletes) == [f"/v2/{REPO}/manifests/rc-1", f"/v2/{REPO}/manifests/rc-2"]
     with RegistryState(server.url) as registry:
-        assert registry.snapshot(REPO) == {"rc-1-approved": digests["rc-1"], "rc-3": digests["rc-3"]}
+        assert registry.snapshot(REPO) == {"rc-1approved": digests["rc-1"], "rc-3": digests["rc-3"]}
         assert registry.present(REPO, {digests["rc-2"]}) == set()  # rc-2 had no hidden tag: gone
     document = json.loads(report.read_text())
     kept_by_hidden = [e for e in document["deleted"] if e["digest"] == digests["rc-1"]]
     assert [e["tag"] for e in kept_by_hidden] == ["rc-1"]
-    assert "tag rc-1-approved" in kept_by_hidden[0]["reason"] and "still names it" in kept_by_hidden[0]["reason"]
+    assert "tag rc-1approved" in kept_by_hidden[0]["reason"] and "still names it" in kept_by_hidden[0]["reason"]
 
 
 def test_direct_mode_refuses_a_repository_whose_registry_hides_tags(
@@ -145,15 +146,15 @@ def test_direct_mode_refuses_a_repository_whose_registry_hides_tags(
         args = ("--storage-root", str(storage), "--registry", proxy.url, *RC_POLICY, "--no-progress")
         result = run_cli("prune", *args, "--json", str(report))
     assert result.code == 5, result.output
-    assert "hides 1 tag that its storage holds (rc-1-approved)" in result.output
+    assert "hides 1 tag that its storage holds (rc-1approved)" in result.output
     assert tree(storage) == before  # nothing deleted
     # The storage itself sees the hidden tag, so pruning from it alone is safe when asked for.
     server.stop()
     result = run_cli("prune", "--storage-root", str(storage), *RC_POLICY, "--no-progress")
     assert result.code == 0, result.output
-    assert (storage / f"docker/registry/v2/repositories/{REPO}/_manifests/tags/rc-1-approved").is_dir()
+    assert (storage / f"docker/registry/v2/repositories/{REPO}/_manifests/tags/rc-1approved").is_dir()
     assert not (storage / f"docker/registry/v2/repositories/{REPO}/_manifests/tags/rc-2").exists()
-    assert digests["rc-1-approved"] == digests["rc-1"]
+    assert digests["rc-1approved"] == digests["rc-1"]
 
 
 def seed_schema1(storage: Path) -> str:
@@ -221,3 +222,26 @@ def test_3_0_0_deleting_tags_while_deletes_are_disabled_is_a_misconfiguration(
     assert document["outcome"] == "failed" and document["summary"]["deleted"] == 0
     assert "misconfiguration" in document["errors"][0]["message"] and "3.1.1" in document["errors"][0]["hint"]
     assert tree(storage) == before
+
+
+@pytest.mark.parametrize("registry_line", ["3.1"], indirect=True)
+def test_the_4891_trigger_on_s3_hides_a_tag_and_the_prune_keeps_it(
+    registry_factory: RegistryFactory, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """distribution #4891 for real: 3.1.1 on S3 drops rc-1approved from its list while rc-1 exists."""
+    template = tmp_path / "template"
+    digests = seed_rc(template)
+    bucket = s3_server.create_bucket("hidden")
+    s3_server.upload_tree(template, bucket)
+    server = registry_factory(s3=s3_server.registry_parameters(bucket))
+    with RegistryState(server.url) as registry:
+        listed = registry.tags(REPO)
+    report = tmp_path / "prune.json"
+    result = run_cli("prune", "--registry", server.url, *RC_POLICY, "--no-progress", "--json", str(report))
+    assert result.code == 0, result.output
+    with RegistryState(server.url) as registry:
+        assert registry.resolve(REPO, "rc-1approved") == digests["rc-1"]
+        assert registry.resolve(REPO, "rc-3") == digests["rc-3"]
+        assert registry.resolve(REPO, "rc-1") is None and registry.resolve(REPO, "rc-2") is None
+    # The trigger itself, so this test proves what it claims: the list hid the tag at planning.
+    assert "rc-1approved" not in listed, f"3.1.1 on S3 listed every tag ({listed}): #4891 did not trigger"
