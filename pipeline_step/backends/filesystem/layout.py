@@ -194,15 +194,10 @@ class StorageLayout:
 
     def blobs(self) -> Iterator[tuple[str, int]]:
         """(digest, size) of every blob in the store, ``blobs/<alg>/<hex[:2]>/<hex>/data``."""
-        top = f"{self.v2}/blobs"
-        try:
-            algorithms = [entry.name for entry in os.scandir(top) if entry.is_dir(follow_symlinks=False)]
-        except PermissionError as exc:
-            raise _permission_error(top, exc) from None
-        for algorithm in algorithms:
-            for prefix in _subdirectories(f"{top}/{algorithm}"):
+        for algorithm in _subdirectories(f"{self.v2}/blobs"):
+            for prefix in _subdirectories(algorithm):
                 for blob in _subdirectories(prefix):
-                    digest = f"{algorithm}:{os.path.basename(blob)}"
+                    digest = f"{os.path.basename(algorithm)}:{os.path.basename(blob)}"
                     try:
                         size = os.stat(f"{blob}/data").st_size
                     except FileNotFoundError:
