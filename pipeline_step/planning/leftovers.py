@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pipeline_step.planning.inventory import RepositoryInventory
 from pipeline_step.planning.planner import Action, Decision, DeleteStep, Phase, RepositoryPlan
 from pipeline_step.registry.mediatypes import INDEX_TYPES
+from pipeline_step.support.units import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ def plan_leftovers(plan: RepositoryPlan, inventory: RepositoryInventory, leftove
     if not leftovers:
         return
     if plan.blocked:
-        plan.notes.append(f"{len(leftovers)} manifest(s) left by an earlier run wait: {plan.blocked}")
+        plan.notes.append(f"{plural(len(leftovers), 'manifest')} left by an earlier run wait: {plan.blocked}")
         return
     in_use = referenced(inventory)
     planned = {step.digest for step in plan.steps}

@@ -42,6 +42,7 @@ from pipeline_step.errors import (
     S3PermissionError,
     UsageError,
 )
+from pipeline_step.support.units import plural
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -136,7 +137,7 @@ class Bucket:
                 return AuthenticationError(f"access denied to {action} in {where}", hint=PERMISSION_HINT)
             if code in TRANSIENT_CODES or status >= 500:
                 return RegistryServerError(
-                    f"{endpoint} kept failing ({code or status}) to {action} after {ATTEMPTS} attempts",
+                    f"{endpoint} kept failing ({code or status}) to {action} after {plural(ATTEMPTS, 'attempt')}",
                     status=status or 503,
                     code=code,
                     hint="S3 is throttling or failing; rerun later: the plan is recomputed",
