@@ -151,7 +151,7 @@ def test_prune_keep_5_takes_every_attachment_of_the_15_deleted_images_and_leaves
     tags = list_tags(url, REPO)
     children = 20 * 2 + 20  # each alpha index: its image and attestation; each referrers index: the SBOM
     assert len(tags) == 20 + 1 + 1 + 21 + 2 + 20
-    assert planned["requests"] == 2 + len(tags) + children + 1
+    assert planned["requests"] == 2 + len(tags) + children + 1 + 1  # ... and the registry-line probe
 
     result = run_cli("prune", *policy_args(url, keep=5), "--json", str(tmp_path / "prune.json"))
     assert result.code == 0, result.output

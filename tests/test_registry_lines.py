@@ -183,6 +183,7 @@ def test_schema1_is_listed_by_plan_and_usage_and_gates_an_upgrade(
     document = json.loads(plan.read_text())
     assert [e for e in document["kept"] if e["tag"] == "old"] == [
         {"repository": REPO, "tag": "old", "digest": known, "reason": SCHEMA1_REASON}
+        | {"attachment": None, "subject": None}
     ]
     assert document["summary"]["deleted"] == 2  # schema1 does not block the repository
 
