@@ -246,3 +246,30 @@ def test_the_4891_trigger_on_s3_hides_a_tag_and_the_prune_keeps_it(
         assert registry.resolve(REPO, "rc-1") is None and registry.resolve(REPO, "rc-2") is None
     # The trigger itself, so this test proves what it claims: the list hid the tag at planning.
     assert "rc-1approved" not in listed, f"3.1.1 on S3 listed every tag ({listed}): #4891 did not trigger"
+
+
+@pytest.mark.parametrize("registry_line", ["3.1"], indirect=True)
+def test_a_direct_s3_prune_refuses_a_repository_whose_registry_hides_tags(
+    registry_factory: RegistryFactory, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """The bucket's own tags against 3.1.1's list of them (#4891 for real): with --registry, the direct
+    S3 backend leaves the repository alone and names the hidden tag, as the filesystem backend does."""
+    template = tmp_path / "template"
+    seed_rc(template)
+    bucket = s3_server.create_bucket("hidden-direct")
+    s3_server.upload_tree(template, bucket)
+    server = registry_factory(s3=s3_server.registry_parameters(bucket), readonly=True)
+    config = s3_server.write_registry_config(tmp_path / "config.yml", bucket)
+    before = s3_server.objects(bucket)
+    args = ("--registry-config", str(config), "--registry", server.url, *RC_POLICY, "--no-progress")
+    result = run_cli("prune", *args)
+    assert result.code == 5, result.output
+    assert "hides 1 tag that its storage holds (rc-1approved)" in result.output
+    assert s3_server.objects(bucket) == before  # nothing deleted
+    # From the bucket alone every tag is seen, so that prune is safe when asked for.
+    result = run_cli("prune", "--registry-config", str(config), *RC_POLICY, "--no-progress")
+    assert result.code == 0, result.output
+    keys = set(s3_server.objects(bucket))
+    tags = f"docker/registry/v2/repositories/{REPO}/_manifests/tags/"
+    assert any(key.startswith(tags + "rc-1approved/") for key in keys)
+    assert not any(key.startswith(tags + "rc-2/") for key in keys)

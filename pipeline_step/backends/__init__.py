@@ -41,7 +41,7 @@ def open_backend(
     if s3 is not None:
         from pipeline_step.backends.s3 import S3Backend  # noqa: PLC0415 - boto3 loads only for S3
 
-        return S3Backend.open(s3, concurrency=concurrency, stop=stop, label=label)
+        return S3Backend.open(s3, concurrency=concurrency, stop=stop, label=label, listed=listed)
     if storage_root is not None:
         return FilesystemBackend(
             StorageLayout.open(storage_root), concurrency=concurrency, stop=stop, label=label, listed=listed

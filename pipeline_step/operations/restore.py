@@ -6,8 +6,9 @@ manifest bytes back restores the image exactly (same bytes, same digest).
 
 For each audited deletion, children first (an index needs its children):
 
-1. If the manifest exists again (never deleted, or already restored), only
-   its tags are checked.
+1. If the manifest exists again (never deleted, or already restored), its
+   bytes are PUT once more (a registry pruned directly answers from its cache
+   for links that are gone until it restarts), then its tags are checked.
 2. Otherwise every blob it references must still be readable (an index: every
    child manifest must exist). A blob is *read*, not HEADed: after GC a
    running registry's blob cache still answers HEAD for blobs that are gone.
@@ -300,7 +301,8 @@ class Restorer:
         manifest = _parse(deletion)
         try:
             if self._exists(repo, digest):
-                outcome = RestoreOutcome(deletion, RestoreStatus.PRESENT, "the manifest is still there")
+                detail = self._relink(repo, digest, deletion, manifest)
+                outcome = RestoreOutcome(deletion, RestoreStatus.PRESENT, detail)
             else:
                 missing = self._missing(repo, manifest)
                 if missing:
@@ -324,6 +326,17 @@ class Restorer:
             )
         outcome.tags = [self._retag(deletion, manifest, tag) for tag in deletion.tags]
         return outcome
+
+    def _relink(self, repo: str, digest: str, deletion: AuditedDeletion, manifest: Manifest) -> str:
+        """PUT the audited bytes even so: after a direct prune the registry's cache answers for a manifest
+        whose link is gone until it restarts, and the same bytes again change nothing where it is real."""
+        try:
+            self._put(repo, digest, deletion, manifest)
+        except FATAL_ERRORS:
+            raise
+        except RegistryError as exc:
+            return f"the manifest is still there (not written again: {exc.message})"
+        return "the manifest is still there"
 
     def _unrestorable_detail(self, repo: str, manifest: Manifest, missing: list[str]) -> str:
         plural = "s" if len(missing) > 1 else ""

@@ -10,6 +10,7 @@ here a prune costs a few requests per tag.
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from pipeline_step.backends.filesystem import RESTART_NOTE
 from pipeline_step.backends.registry_config import S3Location
@@ -33,11 +34,12 @@ class S3Backend(S3InventorySource, S3Deleter):
         stop: threading.Event | None = None,
         label: str | None = None,
         bucket: Bucket | None = None,
+        listed: Callable[[str], list[str]] | None = None,
     ) -> None:
         workers = max(READ_WORKERS, concurrency)
         self.bucket = bucket or Bucket(location, workers=workers)
         layout = S3Layout(self.bucket, location)
-        S3InventorySource.__init__(self, layout, concurrency=workers, stop=stop)
+        S3InventorySource.__init__(self, layout, concurrency=workers, stop=stop, listed=listed)
         S3Deleter.__init__(self, layout, workers=workers)
         self.location = location
         self.label = label or location.label

@@ -22,8 +22,15 @@ from pipeline_step.support.progress import ProgressFactory, null_progress
 
 
 class S3InventorySource(StorageInventorySource):
-    def __init__(self, layout: S3Layout, *, concurrency: int, stop: threading.Event | None = None) -> None:
-        super().__init__(layout, concurrency=concurrency, stop=stop)
+    def __init__(
+        self,
+        layout: S3Layout,
+        *,
+        concurrency: int,
+        stop: threading.Event | None = None,
+        listed: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        super().__init__(layout, concurrency=concurrency, stop=stop, listed=listed)
         self.s3_layout = layout
 
     def collect(
