@@ -1,4 +1,4 @@
-"""A direct S3 prune SIGKILLed at 20 points drawn deterministically, before and after its
+"""A direct S3 prune SIGKILLed at 50 points drawn deterministically, before and after its
 DeleteObjects batches (a step sends up to three: a tag's index keys, its current link, the
 revision) and right after undo records: nothing kept is lost, no listed tag is left without its
 link, every deletion is in the undo log (restore replays it), the lock and lease are free, and a

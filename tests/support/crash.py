@@ -42,7 +42,7 @@ KINDS = {
     "s3": ("batch-before", "batch-after", "intent"),  # around each DeleteObjects: mid-batch kills
 }
 POINTS = 50  # per backend in CI; benchmarks/crash_matrix.py draws more
-S3_POINTS = 20  # each S3 point seeds a bucket over HTTP: fewer in CI
+S3_POINTS = POINTS  # each S3 point seeds a bucket over HTTP (about 6 s a point)
 SEED = 20261201
 
 
