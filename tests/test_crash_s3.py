@@ -16,7 +16,7 @@ pytestmark = pytest.mark.registry  # starts docker-registry and the S3 server it
 
 
 def test_a_direct_s3_prune_killed_anywhere_loses_nothing_kept_and_a_rerun_converges(tmp_path: Path) -> None:
-    matrix = CrashMatrix("s3", tmp_path)
+    matrix = CrashMatrix("s3", tmp_path, count=40)  # 35 deletions: enough events for 50 distinct points
     try:
         counts = matrix.prepare()
         points = draw(counts, KINDS["s3"], S3_POINTS, seed=SEED)
